@@ -1,0 +1,94 @@
+"""Provider metadata, read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SERVICES = {
+    "payment": ("PaymentHook", "Order Payment Service"),
+    "inventory": ("InventoryHook", "Order Inventory Service"),
+    "shipping": ("ShippingHook", "Order Shipping Service"),
+    "notification": ("NotificationHook", "Order Notification Service"),
+}
+
+
+def _connection_type(service: str) -> dict[str, Any]:
+    hook_class, hook_name = _SERVICES[service]
+    return {
+        "connection-type": f"order_{service}",
+        "hook-class-name": f"airflow_order_provider.hooks.{service}.{hook_class}",
+        "hook-name": hook_name,
+        "conn-fields": {
+            "timeout": {
+                "label": "Request timeout (seconds)",
+                "description": "How long one HTTP call may take before it counts as a transient failure.",
+                "schema": {"type": ["number", "null"], "default": 10, "minimum": 0.1},
+            },
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["login", "extra"],
+            "relabeling": {"host": "Host or base URL", "password": "API key", "schema": "Scheme"},
+            "placeholders": {
+                "host": "127.0.0.1 or https://payments.example.com",
+                "port": "8700",
+                "schema": "http",
+                "password": "sent as Authorization: Bearer <API key>",
+            },
+        },
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-order-provider",
+        "name": "Order Processing",
+        "description": (
+            "Centrally orchestrated e-commerce order process: payment, inventory, shipping and "
+            "confirmation as steps, with compensation, per-service retry policies and timeouts."
+        ),
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": f"Order {service.title()} Service",
+                "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers/",
+                "tags": ["service"],
+            }
+            for service in _SERVICES
+        ],
+        "operators": [
+            {
+                "integration-name": f"Order {service.title()} Service",
+                "python-modules": [f"airflow_order_provider.operators.{service}"],
+            }
+            for service in _SERVICES
+        ],
+        "hooks": [
+            {
+                "integration-name": f"Order {service.title()} Service",
+                "python-modules": [
+                    "airflow_order_provider.hooks.base",
+                    f"airflow_order_provider.hooks.{service}",
+                ],
+            }
+            for service in _SERVICES
+        ],
+        "connection-types": [_connection_type(service) for service in _SERVICES],
+        "config": {
+            "order_provider": {
+                "description": "Settings of the order processing provider.",
+                "options": {
+                    "time_scale": {
+                        "description": (
+                            "Multiplies every retry interval, step timeout, workflow timeout and "
+                            "deadline the provider sets. 1.0 runs the real policies; 0.01 runs them a "
+                            "hundred times faster for tests and demos. Step timeouts never go below 5 s."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "0.01",
+                        "default": "1.0",
+                    },
+                },
+            },
+        },
+    }

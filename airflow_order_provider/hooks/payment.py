@@ -1,0 +1,65 @@
+"""Payment service hook: charge, refund, look up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_order_provider.hooks.base import OrderServiceHook
+
+
+class PaymentHook(OrderServiceHook):
+    """
+    Talks to the payment service.
+
+    :param conn_id: connection to the payment service (default ``order_payment_default``).
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "order_payment_default"
+    conn_type = "order_payment"
+    hook_name = "Order Payment Service"
+    service = "payment"
+
+    def charge(
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Charge the customer; returns the charge (``payment_id``, ``transaction_ref``...)."""
+        return self.call(
+            "POST",
+            "/payment/charges",
+            operation="charge",
+            idempotency_key=idempotency_key,
+            json={
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "amount": amount,
+                "currency": currency,
+                "payment_method": payment_method,
+            },
+        )
+
+    def refund(
+        self, *, payment_id: str, reason: str, idempotency_key: str, amount: int | None = None
+    ) -> dict[str, Any]:
+        """Refund a charge, by default in full."""
+        body: dict[str, Any] = {"reason": reason}
+        if amount is not None:
+            body["amount"] = amount
+        return self.call(
+            "POST",
+            f"/payment/charges/{payment_id}/refund",
+            operation="refund",
+            idempotency_key=idempotency_key,
+            json=body,
+        )
+
+    def get_charge(self, payment_id: str) -> dict[str, Any]:
+        """The charge with its status (``succeeded`` or ``refunded``) and refunds."""
+        return self.call("GET", f"/payment/charges/{payment_id}", operation="get charge")

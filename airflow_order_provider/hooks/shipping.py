@@ -1,0 +1,58 @@
+"""Shipping service hook: schedule, cancel, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_order_provider.hooks.base import OrderServiceHook
+
+
+class ShippingHook(OrderServiceHook):
+    """
+    Talks to the shipping service.
+
+    :param conn_id: connection to the shipping service (default ``order_shipping_default``).
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "order_shipping_default"
+    conn_type = "order_shipping"
+    hook_name = "Order Shipping Service"
+    service = "shipping"
+
+    def schedule(
+        self,
+        *,
+        order_id: str,
+        reservation_id: str,
+        address: dict[str, Any],
+        service_level: str,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Book the shipment of a reservation; returns ``shipment_id``, ``tracking_number``..."""
+        return self.call(
+            "POST",
+            "/shipping/shipments",
+            operation="schedule",
+            idempotency_key=idempotency_key,
+            json={
+                "order_id": order_id,
+                "reservation_id": reservation_id,
+                "address": address,
+                "service_level": service_level,
+            },
+        )
+
+    def cancel(self, *, shipment_id: str, reason: str, idempotency_key: str) -> dict[str, Any]:
+        """Cancel a shipment that has not been dispatched."""
+        return self.call(
+            "POST",
+            f"/shipping/shipments/{shipment_id}/cancel",
+            operation="cancel",
+            idempotency_key=idempotency_key,
+            json={"reason": reason},
+        )
+
+    def get_shipment(self, shipment_id: str) -> dict[str, Any]:
+        """The shipment and its status: ``scheduled``, ``dispatched`` or ``cancelled``."""
+        return self.call("GET", f"/shipping/shipments/{shipment_id}", operation="get shipment")

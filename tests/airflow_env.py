@@ -1,0 +1,25 @@
+"""
+Isolate the test session's Airflow: its own AIRFLOW_HOME, SQLite metadata DB, this repo's DAGs.
+
+Imported by ``tests/conftest.py`` before anything imports Airflow, because Airflow reads its
+configuration once, at import. Processes the tests start (the end-to-end Airflow) get their own
+environment from the harness, not this one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = Path(tempfile.mkdtemp(prefix="order-provider-airflow-"))
+
+os.environ["AIRFLOW_HOME"] = str(HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'airflow.db'}"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ.setdefault("AIRFLOW__ORDER_PROVIDER__TIME_SCALE", "0.01")
+for name in [name for name in os.environ if name.startswith("AIRFLOW_CONN_")]:
+    del os.environ[name]

@@ -1,0 +1,40 @@
+"""What tests of the order process share: an example order, and the ledger in a comparable shape."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+#: The example order of the issue and of the DAG's trigger form.
+EXAMPLE_ORDER: dict[str, Any] = {
+    "order_id": "ord-1001",
+    "customer_id": "cus-42",
+    "customer_email": "ada@example.com",
+    "customer_tier": "standard",
+    "items": [{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price": 1250}],
+    "shipping_address": {
+        "name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
+        "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west",
+    },
+    "total_amount": 2500,
+    "currency": "USD",
+    "payment_method": "pm_card_ok",
+}
+
+
+def new_order_id(prefix: str = "ord") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def an_order(**changes: Any) -> dict[str, Any]:
+    """The example order under a fresh order id, with top-level fields changed."""
+    order = copy.deepcopy(EXAMPLE_ORDER)
+    order["order_id"] = new_order_id()
+    order.update(changes)
+    return order
+
+
+def ledger(order_services: Any, order_id: str) -> list[tuple[str, str, str]]:
+    """``[(service, operation, status), ...]`` of the order, oldest first."""
+    return [(e["service"], e["operation"], e["status"]) for e in order_services.audit(order_id)]

@@ -1,0 +1,97 @@
+"""The shared hook behaviour, against the real reference services on loopback."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+
+from airflow_order_provider.exceptions import (
+    ServiceAuthenticationError,
+    ServiceConnectionError,
+    ServiceTimeoutError,
+    ServiceUnavailableError,
+    ServiceValidationError,
+)
+from airflow_order_provider.hooks.base import BearerTokenAuth
+from airflow_order_provider.hooks.payment import PaymentHook
+
+CHARGE = {"customer_id": "cus-42", "amount": 1000, "currency": "USD", "payment_method": "pm_card_ok"}
+
+
+def test_hook_sends_the_api_key_as_bearer_token(service_connections, order_id):
+    charge = PaymentHook().charge(order_id=order_id, idempotency_key=f"{order_id}:t", **CHARGE)
+    assert charge["status"] == "succeeded"
+
+
+def test_wrong_api_key_is_an_authentication_error(order_services, monkeypatch, order_id):
+    monkeypatch.setenv("AIRFLOW_CONN_WRONG_KEY", f"http://:not-the-key@{order_services.host}:{order_services.port}")
+    with pytest.raises(ServiceAuthenticationError) as raised:
+        PaymentHook(conn_id="wrong_key").charge(order_id=order_id, idempotency_key=f"{order_id}:t", **CHARGE)
+    assert raised.value.status_code == 401
+    assert order_services.audit(order_id) == []
+
+
+def test_the_api_key_never_reaches_the_log(service_connections, order_id, caplog):
+    caplog.set_level(logging.DEBUG)
+    hook = PaymentHook()
+    hook.charge(order_id=order_id, idempotency_key=f"{order_id}:t", **CHARGE)
+    assert service_connections.api_key not in caplog.text
+    assert service_connections.api_key not in repr(hook.session.auth)
+    assert repr(BearerTokenAuth("s3cret")) == "BearerTokenAuth(***)"
+
+
+def test_session_is_created_once(service_connections):
+    hook = PaymentHook()
+    assert hook.session is hook.session
+
+
+def test_request_timeout_comes_from_the_connection(order_services, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT",
+        f"http://:{order_services.api_key}@{order_services.host}:{order_services.port}?timeout=2.5",
+    )
+    assert PaymentHook().request_timeout == 2.5
+    assert PaymentHook(timeout=4).request_timeout == 4
+
+
+def test_503_is_transient(service_connections, order_id):
+    service_connections.set_faults("payment", error_rate=1.0, seed=1)
+    with pytest.raises(ServiceUnavailableError) as raised:
+        PaymentHook().charge(order_id=order_id, idempotency_key=f"{order_id}:t", **CHARGE)
+    assert raised.value.status_code == 503
+    assert service_connections.audit(order_id) == []
+
+
+def test_a_slow_answer_is_a_timeout(service_connections, order_id):
+    service_connections.set_faults("payment", latency_ms=1500, seed=1)
+    with pytest.raises(ServiceTimeoutError, match="no answer within 0.3 s"):
+        PaymentHook(timeout=0.3).get_charge("pay_missing")
+
+
+def test_nothing_listening_is_a_connection_error(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT", f"http://:key@127.0.0.1:{port}")
+    with pytest.raises(ServiceConnectionError, match="cannot reach"):
+        PaymentHook().get_charge("pay_x")
+
+
+def test_a_body_the_service_rejects_names_the_field(service_connections, order_id):
+    with pytest.raises(ServiceValidationError, match="amount"):
+        PaymentHook().charge(
+            order_id=order_id, idempotency_key=f"{order_id}:t", **{**CHARGE, "amount": -5}
+        )
+
+
+def test_connection_test_checks_url_and_key(service_connections, monkeypatch):
+    ok, message = PaymentHook().test_connection()
+    assert ok, message
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT",
+        f"http://:wrong@{service_connections.host}:{service_connections.port}",
+    )
+    ok, message = PaymentHook().test_connection()
+    assert not ok and "AuthenticationError" in message

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from airflow_order_provider.exceptions import InvalidOrderError
+from airflow_order_provider.models import parse_order
+from tests.orders import EXAMPLE_ORDER as GOOD
+
+
+def variant(**changes):
+    order = copy.deepcopy(GOOD)
+    for path, value in changes.items():
+        target = order
+        *parents, leaf = path.split("__")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        if value is KeyError:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return order
+
+
+def test_the_example_order_is_valid():
+    order = parse_order(GOOD)
+    assert order.total_amount == 2500
+    assert order.service_level == "standard"
+    assert parse_order(variant(customer_tier="premium")).service_level == "express"
+
+
+@pytest.mark.parametrize(
+    ("order", "field", "says"),
+    [
+        (variant(customer_email=KeyError), "customer_email", "is required"),
+        (variant(items__0__quantity=0), "items.0.quantity", "greater than or equal to 1"),
+        (variant(total_amount=2400), "total_amount", "not the sum of quantity x unit_price"),
+        (variant(currency="XYZ"), "currency", "unknown currency 'XYZ'"),
+        (variant(customer_email="ada.example.com"), "customer_email", "not a valid email"),
+        (variant(items=[]), "items", "at least 1 item"),
+        (variant(shipping_address__country="Britain"), "shipping_address.country", "pattern"),
+        (variant(order_id="ord 1001; drop"), "order_id", "pattern"),
+        (variant(total_amount="2500"), "total_amount", "valid integer"),
+        (variant(customer_tier="gold"), "customer_tier", "'standard' or 'premium'"),
+        (variant(coupon="FREE"), "coupon", "is not a field of an order"),
+    ],
+)
+def test_a_bad_order_names_the_field(order, field, says):
+    with pytest.raises(InvalidOrderError) as raised:
+        parse_order(order)
+    problem = next(p for p in raised.value.problems if p.startswith(f"{field}:"))
+    assert says in problem
+
+
+def test_every_bad_field_is_reported_at_once():
+    with pytest.raises(InvalidOrderError) as raised:
+        parse_order(variant(currency="XYZ", customer_email="nope"))
+    assert [p.split(":")[0] for p in raised.value.problems] == ["customer_email", "currency"]
+
+
+@pytest.mark.parametrize("conf", [None, {}, [], "ord-1001"])
+def test_a_conf_that_is_not_an_order(conf):
+    with pytest.raises(InvalidOrderError, match="conf must be a JSON object"):
+        parse_order(conf)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from airflow.sdk import RetryAction
+
+from airflow_order_provider import exceptions as exc
+from airflow_order_provider.policies import (
+    MIN_STEP_TIMEOUT,
+    NOTIFICATION,
+    PAYMENT,
+    POLICIES,
+    SHIPPING,
+    time_scale,
+)
+
+
+def test_the_table_holds_the_seeds_numbers():
+    assert {name: (p.attempts, p.first_interval, p.backoff, p.max_interval) for name, p in POLICIES.items()} == {
+        "payment": (3, timedelta(seconds=1), 2.0, timedelta(seconds=10)),
+        "inventory": (5, timedelta(milliseconds=100), 1.5, timedelta(seconds=2)),
+        "shipping": (3, timedelta(seconds=5), 2.0, timedelta(seconds=30)),
+        "notification": (10, timedelta(seconds=10), 2.0, timedelta(minutes=5)),
+    }
+    assert PAYMENT.step_timeout == timedelta(seconds=30)
+
+
+def test_attempts_count_every_try_and_time_scale_shrinks_intervals():
+    defaults = SHIPPING.operator_defaults(scale=0.1)
+    assert defaults["retries"] == 2
+    assert defaults["retry_delay"] == timedelta(seconds=0.5)
+    assert defaults["max_retry_delay"] == timedelta(seconds=3)
+    assert defaults["retry_exponential_backoff"] == 2.0
+    assert defaults["execution_timeout"] == timedelta(seconds=6)
+    assert NOTIFICATION.operator_defaults(scale=0.001)["execution_timeout"] == MIN_STEP_TIMEOUT
+
+
+def test_time_scale_comes_from_the_config(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ORDER_PROVIDER__TIME_SCALE", "0.01")
+    assert time_scale() == 0.01
+    assert PAYMENT.operator_defaults()["retry_delay"] == timedelta(milliseconds=10)
+    monkeypatch.setenv("AIRFLOW__ORDER_PROVIDER__TIME_SCALE", "0")
+    with pytest.raises(ValueError, match="time_scale must be positive"):
+        time_scale()
+
+
+@pytest.mark.parametrize(
+    ("policy", "error", "action"),
+    [
+        (PAYMENT, exc.PaymentDeclinedError("declined"), RetryAction.FAIL),
+        (PAYMENT, exc.FraudDetectedError("fraud"), RetryAction.FAIL),
+        (PAYMENT, exc.InsufficientFundsError("funds"), RetryAction.FAIL),
+        (PAYMENT, exc.CardExpiredError("expired"), RetryAction.FAIL),
+        (PAYMENT, exc.ServiceUnavailableError("503"), RetryAction.DEFAULT),
+        (PAYMENT, exc.ServiceTimeoutError("slow"), RetryAction.DEFAULT),
+        (PAYMENT, exc.ServiceAuthenticationError("401"), RetryAction.FAIL),
+        (POLICIES["inventory"], exc.ItemDiscontinuedError("gone"), RetryAction.FAIL),
+        (POLICIES["inventory"], exc.RegionNotServicedError("far"), RetryAction.FAIL),
+        (POLICIES["inventory"], exc.OutOfStockError("none left"), RetryAction.DEFAULT),
+        (SHIPPING, exc.AddressUndeliverableError("nowhere"), RetryAction.FAIL),
+        (SHIPPING, exc.ServiceConnectionError("refused"), RetryAction.DEFAULT),
+        (NOTIFICATION, exc.ServiceUnavailableError("503"), RetryAction.DEFAULT),
+    ],
+)
+def test_retry_policy_fails_at_once_only_on_errors_no_retry_can_fix(policy, error, action):
+    assert policy.retry_policy().evaluate(error, try_number=1, max_tries=policy.attempts).action is action
+
+
+def test_retry_policy_survives_dag_serialization():
+    from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy
+
+    restored = ExceptionRetryPolicy.deserialize(PAYMENT.retry_policy().serialize())
+    decision = restored.evaluate(exc.CardExpiredError("expired"), try_number=1, max_tries=3)
+    assert decision.action is RetryAction.FAIL
