@@ -1,0 +1,61 @@
+"""Audit ledger reads, fault injection admin and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+
+from order_services.context import get_context
+from order_services.inventory import expire_holds
+from order_services.models import FaultRequest, ServiceName
+from order_services.storage import ledger
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["admin"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/audit/{order_id}", tags=["audit"])
+def audit(order_id: str, request: Request) -> dict[str, Any]:
+    ctx = get_context(request)
+    expire_holds(ctx.store)
+    with ctx.store.read() as conn:
+        rows = conn.execute(
+            select(ledger).where(ledger.c.order_id == order_id).order_by(ledger.c.id)
+        ).mappings()
+        entries = [
+            {
+                "id": r["id"],
+                "service": r["service"],
+                "operation": r["operation"],
+                "status": r["status"],
+                "idempotency_key": r["idempotency_key"],
+                "created_at": r["created_at"],
+                "details": r["details"],
+            }
+            for r in rows
+        ]
+    return {"order_id": order_id, "entries": entries}
+
+
+@router.post("/admin/faults", tags=["admin"])
+def set_faults(body: FaultRequest, request: Request) -> dict[str, Any]:
+    config = get_context(request).faults.set(body.service, body.error_rate, body.latency_ms, body.seed)
+    return config.public()
+
+
+@router.get("/admin/faults", tags=["admin"])
+def list_faults(request: Request) -> dict[str, Any]:
+    return {"faults": get_context(request).faults.list()}
+
+
+@router.delete("/admin/faults", tags=["admin"])
+def clear_faults(request: Request, service: ServiceName | None = None) -> dict[str, Any]:
+    faults = get_context(request).faults
+    faults.clear(service)
+    return {"faults": faults.list()}

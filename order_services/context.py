@@ -1,0 +1,54 @@
+"""Per-app state shared by the routers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.responses import Response
+
+from order_services.faults import FaultRegistry
+from order_services.idempotency import Work, execute_idempotent
+from order_services.storage import Store
+from order_services.util import fingerprint
+
+
+@dataclass(frozen=True)
+class Settings:
+    initial_stock: int = 1000
+    hold_seconds: float = 86400.0
+    dispatch_delay: float = 5.0
+
+
+@dataclass
+class ServiceContext:
+    store: Store
+    faults: FaultRegistry
+    settings: Settings
+
+    def execute(
+        self,
+        request: Request,
+        *,
+        service: str,
+        operation: str,
+        payload: dict,
+        order_id: str | None,
+        work: Work,
+    ) -> Response:
+        """Run a mutating call idempotently under the request's Idempotency-Key."""
+        # The gate middleware already answered 400 when the header is missing.
+        key = request.headers["idempotency-key"].strip()
+        return execute_idempotent(
+            self.store,
+            service=service,
+            operation=operation,
+            idempotency_key=key,
+            request_fingerprint=fingerprint(request.method, request.url.path, payload),
+            order_id=order_id,
+            work=work,
+        )
+
+
+def get_context(request: Request) -> ServiceContext:
+    return request.app.state.order_services

@@ -1,0 +1,156 @@
+"""Payment service: charges and refunds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import Connection, select, update
+from starlette.responses import Response
+
+from order_services import errors
+from order_services.context import get_context
+from order_services.errors import ServiceError
+from order_services.idempotency import Operation
+from order_services.models import ChargeRequest, RefundRequest
+from order_services.storage import Store, charges, refunds
+from order_services.util import isoformat, new_id, utcnow
+
+SERVICE = "payment"
+
+router = APIRouter(prefix="/payment", tags=["payment"])
+
+DECLINES: dict[str, tuple[str, str]] = {
+    "pm_card_declined": (errors.PAYMENT_DECLINED, "the card was declined"),
+    "pm_card_fraud": (errors.FRAUD_DETECTED, "the charge was blocked as fraudulent"),
+    "pm_card_insufficient_funds": (errors.INSUFFICIENT_FUNDS, "the card has insufficient funds"),
+    "pm_card_expired": (errors.CARD_EXPIRED, "the card has expired"),
+}
+
+
+def _charge_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "payment_id": row["payment_id"],
+        "order_id": row["order_id"],
+        "customer_id": row["customer_id"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "transaction_ref": row["transaction_ref"],
+        "processed_at": row["processed_at"],
+    }
+
+
+def _refund_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "refund_id": row["refund_id"],
+        "payment_id": row["payment_id"],
+        "order_id": row["order_id"],
+        "amount": row["amount"],
+        "status": row["status"],
+        "reason": row["reason"],
+    }
+
+
+def charge(conn: Connection, op: Operation, req: ChargeRequest) -> tuple[int, dict[str, Any]]:
+    op.details = {"amount": req.amount, "currency": req.currency, "payment_method": req.payment_method}
+    decline = DECLINES.get(req.payment_method)
+    if decline is not None:
+        raise ServiceError(402, decline[0], decline[1])
+    row = {
+        "payment_id": new_id("pay"),
+        "order_id": req.order_id,
+        "customer_id": req.customer_id,
+        "amount": req.amount,
+        "currency": req.currency,
+        "payment_method": req.payment_method,
+        "status": "succeeded",
+        "transaction_ref": new_id("txn"),
+        "processed_at": isoformat(utcnow()),
+    }
+    conn.execute(charges.insert().values(**row))
+    op.details["payment_id"] = row["payment_id"]
+    return 201, _charge_body(row)
+
+
+def refund(
+    conn: Connection, op: Operation, payment_id: str, req: RefundRequest
+) -> tuple[int, dict[str, Any]]:
+    row = (
+        conn.execute(select(charges).where(charges.c.payment_id == payment_id).with_for_update())
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise ServiceError(404, errors.PAYMENT_NOT_FOUND, f"payment {payment_id} not found")
+    op.order_id = row["order_id"]
+    amount = req.amount if req.amount is not None else row["amount"]
+    op.details = {"payment_id": payment_id, "amount": amount, "reason": req.reason}
+    if row["status"] != "succeeded":
+        raise ServiceError(409, errors.INVALID_STATE, f"payment {payment_id} is already {row['status']}")
+    if amount > row["amount"]:
+        raise ServiceError(
+            422, errors.VALIDATION, f"amount: {amount} exceeds the charged amount {row['amount']}"
+        )
+    result = conn.execute(
+        update(charges)
+        .where(charges.c.payment_id == payment_id)
+        .where(charges.c.status == "succeeded")
+        .values(status="refunded")
+    )
+    if result.rowcount != 1:  # refunded concurrently under another key
+        raise ServiceError(409, errors.INVALID_STATE, f"payment {payment_id} is already refunded")
+    refund_row = {
+        "refund_id": new_id("ref"),
+        "payment_id": payment_id,
+        "order_id": row["order_id"],
+        "amount": amount,
+        "status": "succeeded",
+        "reason": req.reason,
+        "created_at": isoformat(utcnow()),
+    }
+    conn.execute(refunds.insert().values(**refund_row))
+    op.details["refund_id"] = refund_row["refund_id"]
+    return 201, _refund_body(refund_row)
+
+
+def load_charge(store: Store, payment_id: str) -> dict[str, Any]:
+    with store.read() as conn:
+        row = conn.execute(select(charges).where(charges.c.payment_id == payment_id)).mappings().first()
+        if row is None:
+            raise ServiceError(404, errors.PAYMENT_NOT_FOUND, f"payment {payment_id} not found")
+        refund_rows = conn.execute(
+            select(refunds).where(refunds.c.payment_id == payment_id).order_by(refunds.c.created_at)
+        ).mappings()
+        body = _charge_body(dict(row))
+        body["refunds"] = [_refund_body(dict(r)) for r in refund_rows]
+    return body
+
+
+@router.post("/charges", status_code=201)
+def create_charge(body: ChargeRequest, request: Request) -> Response:
+    return get_context(request).execute(
+        request,
+        service=SERVICE,
+        operation="charge",
+        payload=body.model_dump(mode="json"),
+        order_id=body.order_id,
+        work=lambda conn, op: charge(conn, op, body),
+    )
+
+
+@router.post("/charges/{payment_id}/refund", status_code=201)
+def create_refund(payment_id: str, body: RefundRequest, request: Request) -> Response:
+    return get_context(request).execute(
+        request,
+        service=SERVICE,
+        operation="refund",
+        payload=body.model_dump(mode="json"),
+        order_id=None,
+        work=lambda conn, op: refund(conn, op, payment_id, body),
+    )
+
+
+@router.get("/charges/{payment_id}")
+def get_charge(payment_id: str, request: Request) -> dict[str, Any]:
+    return load_charge(get_context(request).store, payment_id)

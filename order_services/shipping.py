@@ -1,0 +1,177 @@
+"""Shipping service: scheduling (commits the reservation), cancellation and lazy dispatch."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import Connection, select, update
+from starlette.responses import Response
+
+from order_services import errors
+from order_services.context import Settings, get_context
+from order_services.errors import ServiceError
+from order_services.idempotency import Operation
+from order_services.inventory import (
+    adjust_stock,
+    expire_holds,
+    lock_reservation,
+    reservation_items,
+    set_reservation_status,
+)
+from order_services.models import ReasonRequest, ShipmentRequest
+from order_services.storage import shipments
+from order_services.util import isoformat, new_id, tracking_number, utcnow
+
+SERVICE = "shipping"
+
+router = APIRouter(prefix="/shipping", tags=["shipping"])
+
+CARRIERS = {"standard": "ACME Freight", "express": "ACME Express"}
+TRANSIT_DAYS = {"standard": 5, "express": 2}
+
+
+def effective_status(row: dict[str, Any], now_ts: float | None = None) -> str:
+    """``scheduled`` turns into ``dispatched`` once the dispatch time has passed."""
+    if row["status"] == "scheduled" and (now_ts if now_ts is not None else time.time()) >= row["dispatch_ts"]:
+        return "dispatched"
+    return row["status"]
+
+
+def shipment_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "shipment_id": row["shipment_id"],
+        "order_id": row["order_id"],
+        "reservation_id": row["reservation_id"],
+        "tracking_number": row["tracking_number"],
+        "carrier": row["carrier"],
+        "service_level": row["service_level"],
+        "address": row["address"],
+        "status": effective_status(row),
+        "estimated_delivery": row["estimated_delivery"],
+        "dispatch_at": row["dispatch_at"],
+    }
+
+
+def schedule(
+    conn: Connection, op: Operation, req: ShipmentRequest, settings: Settings
+) -> tuple[int, dict[str, Any]]:
+    op.details = {"reservation_id": req.reservation_id, "service_level": req.service_level}
+    if "UNDELIVERABLE" in req.address.line1.upper():
+        raise ServiceError(422, errors.ADDRESS_UNDELIVERABLE, "address.line1: the address is undeliverable")
+    reservation = lock_reservation(conn, req.reservation_id)
+    if reservation["order_id"] != req.order_id:
+        raise ServiceError(
+            409,
+            errors.INVALID_STATE,
+            f"reservation {req.reservation_id} belongs to order {reservation['order_id']}, not {req.order_id}",
+        )
+    if reservation["status"] != "held" or not set_reservation_status(
+        conn, req.reservation_id, "held", "committed"
+    ):
+        raise ServiceError(
+            409,
+            errors.INVALID_STATE,
+            f"reservation {req.reservation_id} is {reservation['status']}, not held",
+        )
+    adjust_stock(conn, reservation_items(conn, req.reservation_id), on_hand=-1, reserved=-1)
+    now = utcnow()
+    dispatch = now + timedelta(seconds=settings.dispatch_delay)
+    row = {
+        "shipment_id": new_id("shp"),
+        "order_id": req.order_id,
+        "reservation_id": req.reservation_id,
+        "tracking_number": tracking_number(),
+        "carrier": CARRIERS[req.service_level],
+        "service_level": req.service_level,
+        "address": req.address.model_dump(mode="json"),
+        "status": "scheduled",
+        "estimated_delivery": (now + timedelta(days=TRANSIT_DAYS[req.service_level])).date().isoformat(),
+        "dispatch_at": isoformat(dispatch),
+        "dispatch_ts": dispatch.timestamp(),
+        "created_at": isoformat(now),
+    }
+    conn.execute(shipments.insert().values(**row))
+    op.details.update(shipment_id=row["shipment_id"], tracking_number=row["tracking_number"])
+    body = shipment_body(row)
+    body["status"] = "scheduled"
+    return 201, body
+
+
+def cancel(
+    conn: Connection, op: Operation, shipment_id: str, req: ReasonRequest, settings: Settings
+) -> tuple[int, dict[str, Any]]:
+    row = (
+        conn.execute(select(shipments).where(shipments.c.shipment_id == shipment_id).with_for_update())
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise ServiceError(404, errors.SHIPMENT_NOT_FOUND, f"shipment {shipment_id} not found")
+    op.order_id = row["order_id"]
+    op.details = {"shipment_id": shipment_id, "reservation_id": row["reservation_id"], "reason": req.reason}
+    now = utcnow()
+    status = effective_status(dict(row), now.timestamp())
+    if status != "scheduled":
+        raise ServiceError(409, errors.INVALID_STATE, f"shipment {shipment_id} is already {status}")
+    result = conn.execute(
+        update(shipments)
+        .where(shipments.c.shipment_id == shipment_id)
+        .where(shipments.c.status == "scheduled")
+        .values(status="cancelled", cancelled_at=isoformat(now))
+    )
+    if result.rowcount != 1:
+        raise ServiceError(409, errors.INVALID_STATE, f"shipment {shipment_id} is already cancelled")
+    # The reservation becomes a hold again (a fresh one) so that it can be released.
+    reservation_id = row["reservation_id"]
+    lock_reservation(conn, reservation_id)
+    expires = now + timedelta(seconds=settings.hold_seconds)
+    if set_reservation_status(
+        conn,
+        reservation_id,
+        "committed",
+        "held",
+        expires_at=isoformat(expires),
+        expires_ts=expires.timestamp(),
+    ):
+        adjust_stock(conn, reservation_items(conn, reservation_id), on_hand=1, reserved=1)
+    return 200, {"shipment_id": shipment_id, "status": "cancelled"}
+
+
+@router.post("/shipments", status_code=201)
+def create_shipment(body: ShipmentRequest, request: Request) -> Response:
+    ctx = get_context(request)
+    expire_holds(ctx.store)
+    return ctx.execute(
+        request,
+        service=SERVICE,
+        operation="schedule",
+        payload=body.model_dump(mode="json"),
+        order_id=body.order_id,
+        work=lambda conn, op: schedule(conn, op, body, ctx.settings),
+    )
+
+
+@router.post("/shipments/{shipment_id}/cancel", status_code=200)
+def cancel_shipment(shipment_id: str, request: Request, body: ReasonRequest | None = None) -> Response:
+    ctx = get_context(request)
+    body = body or ReasonRequest()
+    return ctx.execute(
+        request,
+        service=SERVICE,
+        operation="cancel",
+        payload=body.model_dump(mode="json"),
+        order_id=None,
+        work=lambda conn, op: cancel(conn, op, shipment_id, body, ctx.settings),
+    )
+
+
+@router.get("/shipments/{shipment_id}")
+def get_shipment(shipment_id: str, request: Request) -> dict[str, Any]:
+    with get_context(request).store.read() as conn:
+        row = conn.execute(select(shipments).where(shipments.c.shipment_id == shipment_id)).mappings().first()
+    if row is None:
+        raise ServiceError(404, errors.SHIPMENT_NOT_FOUND, f"shipment {shipment_id} not found")
+    return shipment_body(dict(row))

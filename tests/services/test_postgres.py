@@ -1,0 +1,81 @@
+"""The PostgreSQL backend: a fresh database on 127.0.0.1:5432 (user postgres), dropped afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tests.services.support import (
+    charge_body,
+    error_type,
+    ledger,
+    new_key,
+    new_order,
+    new_sku,
+    reservation_body,
+    run_concurrently,
+)
+
+PG_HOST = os.environ.get("ORDER_SERVICES_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("ORDER_SERVICES_PG_PORT", "5432"))
+PG_USER = os.environ.get("ORDER_SERVICES_PG_USER", "postgres")
+
+
+@pytest.fixture
+def postgres_url():
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3
+        )
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}: {exc}")
+    admin.autocommit = True
+    name = f"order_services_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_postgres_backend(server_factory, postgres_url):
+    server = server_factory(db=postgres_url, initial_stock=5)
+    order_id = new_order()
+    key = new_key()
+    first = server.post_response("/payment/charges", charge_body(order_id), idempotency_key=key)
+    assert first.status_code == 201
+    replay = server.post_response("/payment/charges", charge_body(order_id), idempotency_key=key)
+    assert (replay.status_code, replay.content) == (201, first.content)
+    reused = server.post_response("/payment/charges", charge_body(order_id, amount=1), idempotency_key=key)
+    assert error_type(reused) == "IdempotencyKeyReusedError"
+
+    # Concurrent repeats: the unique constraint makes the losers replay the winner's response.
+    concurrent_key = new_key()
+    responses = run_concurrently(
+        16,
+        lambda _i: server.post_response(
+            "/payment/charges", charge_body(order_id, amount=7), idempotency_key=concurrent_key
+        ),
+    )
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.content for r in responses}) == 1
+    assert ledger(server.audit(order_id)) == [("payment", "charge", "succeeded")] * 2
+
+    # Concurrent reservations of a 5-unit SKU: no overselling.
+    sku = new_sku()
+    results = run_concurrently(
+        12,
+        lambda _i: server.post_response(
+            "/inventory/reservations",
+            reservation_body(new_order(), items=[{"sku": sku, "quantity": 1}]),
+            idempotency_key=new_key(),
+        ),
+    )
+    assert sorted(r.status_code for r in results) == [201] * 5 + [409] * 7
+    assert server.get_response(f"/inventory/stock/{sku}").json()["available"] == 0
