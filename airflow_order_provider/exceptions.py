@@ -26,6 +26,14 @@ class InvalidOrderError(AirflowFailException):
         super().__init__("Invalid order: " + "; ".join(problems))
 
 
+class StepFailedError(AirflowFailException):
+    """A step failed for good and a person chose to compensate the order."""
+
+
+class StepAbandonedError(AirflowFailException):
+    """A step failed for good and a person chose to abandon the order: nothing is undone."""
+
+
 class OrderServiceError(AirflowException):
     """A call to one of the order services did not succeed."""
 

@@ -88,6 +88,28 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "0.01",
                         "default": "1.0",
                     },
+                    "policy_overrides": {
+                        "description": (
+                            "JSON object that changes rows of the retry policy table for this "
+                            "deployment, keyed by service (payment, inventory, shipping, notification). "
+                            "Settings: attempts, first_interval, backoff, max_interval, step_timeout, "
+                            "decision_timeout (seconds) and on_retries_exhausted (compensate, pause, fail)."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": '{"payment": {"attempts": 5, "on_retries_exhausted": "pause"}}',
+                        "default": "",
+                    },
+                    "alert_email": {
+                        "description": (
+                            "Operations address that alerts are emailed to through the notification "
+                            "service (its outbox), besides the task log. Empty: log only."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "ops@example.com",
+                        "default": "ops@example.com",
+                    },
                 },
             },
         },

@@ -65,6 +65,11 @@ class Order(_Strict):
     total_amount: Annotated[int, Field(ge=1, strict=True)]
     currency: str
     payment_method: NonEmpty
+    #: What to do when a step runs out of retries, for this order only (the policy table's default
+    #: otherwise): ``{"shipping": "pause"}``.
+    on_retries_exhausted: dict[
+        Literal["payment", "inventory", "shipping", "notification"], Literal["compensate", "pause", "fail"]
+    ] = Field(default_factory=dict)
 
     @field_validator("customer_email")
     @classmethod

@@ -7,13 +7,26 @@ The table below is the seed's policy table; operators take their defaults from i
 the real policies faster (``AIRFLOW__ORDER_PROVIDER__TIME_SCALE=0.01``).
 
 "Attempts" counts every try, so Airflow's ``retries`` is ``attempts - 1``.
+
+``on_retries_exhausted`` says what happens when a step fails for good:
+
+* ``compensate`` -- undo the steps that completed, in reverse order, and cancel the order;
+* ``pause`` -- ask a person in the UI (Required Actions): retry the step, compensate, or abandon;
+  with no answer within ``decision_timeout`` it compensates;
+* ``fail`` -- no compensation; the run fails and operations are alerted.
+
+A deployment changes any row without touching code, through ``[order_provider] policy_overrides``,
+a JSON object keyed by service; intervals and timeouts are in seconds::
+
+    AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES='{"payment": {"attempts": 5, "on_retries_exhausted": "pause"}}'
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 
@@ -45,6 +58,10 @@ ALWAYS_FATAL: tuple[type[BaseException], ...] = (
 )
 
 
+ExhaustedMode = Literal["compensate", "pause", "fail"]
+EXHAUSTED_MODES: tuple[str, ...] = ("compensate", "pause", "fail")
+
+
 def time_scale() -> float:
     """Return ``[order_provider] time_scale`` (default 1.0); it must be a positive number."""
     from airflow.sdk.configuration import conf
@@ -66,6 +83,24 @@ class ServicePolicy:
     max_interval: timedelta
     step_timeout: timedelta
     never_retried: tuple[type[BaseException], ...] = ()
+    on_retries_exhausted: ExhaustedMode = "compensate"
+    #: How long a paused step waits for a person before it compensates.
+    decision_timeout: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"{self.service}: attempts must be at least 1, got {self.attempts}")
+        if self.on_retries_exhausted not in EXHAUSTED_MODES:
+            raise ValueError(
+                f"{self.service}: on_retries_exhausted must be one of {', '.join(EXHAUSTED_MODES)},"
+                f" got {self.on_retries_exhausted!r}"
+            )
+
+    def is_never_retried(self, error: BaseException) -> bool:
+        return isinstance(error, self.never_retried + ALWAYS_FATAL)
+
+    def scaled(self, interval: timedelta, scale: float | None = None) -> timedelta:
+        return interval * (time_scale() if scale is None else scale)
 
     def retry_policy(self) -> ExceptionRetryPolicy:
         """Airflow retry policy that fails at once on the errors no retry can fix."""
@@ -134,9 +169,49 @@ NOTIFICATION = ServicePolicy(
     backoff=2.0,
     max_interval=timedelta(minutes=5),
     step_timeout=timedelta(seconds=30),
+    # A confirmation that never goes out does not undo a shipped order: alert, never compensate.
+    on_retries_exhausted="fail",
 )
 
-POLICIES: dict[str, ServicePolicy] = {p.service: p for p in (PAYMENT, INVENTORY, SHIPPING, NOTIFICATION)}
+#: The table as written in code, before any deployment override.
+BUILTIN_POLICIES: dict[str, ServicePolicy] = {
+    p.service: p for p in (PAYMENT, INVENTORY, SHIPPING, NOTIFICATION)
+}
+
+_DURATIONS = {"first_interval", "max_interval", "step_timeout", "decision_timeout"}
+_OVERRIDABLE = {f.name for f in fields(ServicePolicy)} - {"service", "never_retried"}
+
+
+def _overrides() -> dict[str, dict[str, Any]]:
+    from airflow.sdk.configuration import conf
+
+    raw = conf.get(CONFIG_SECTION, "policy_overrides", fallback="") or ""
+    if not raw.strip():
+        return {}
+    try:
+        overrides = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"[{CONFIG_SECTION}] policy_overrides is not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"[{CONFIG_SECTION}] policy_overrides must be a JSON object keyed by service")
+    return overrides
+
+
+def policy_for(service: str) -> ServicePolicy:
+    """The service's row of the table, with this deployment's ``policy_overrides`` applied."""
+    policy = BUILTIN_POLICIES[service]
+    changes = _overrides().get(service) or {}
+    unknown = set(changes) - _OVERRIDABLE
+    if unknown:
+        raise ValueError(
+            f"[{CONFIG_SECTION}] policy_overrides.{service}: unknown setting(s) {sorted(unknown)};"
+            f" use {sorted(_OVERRIDABLE)}"
+        )
+    values = {
+        name: timedelta(seconds=float(value)) if name in _DURATIONS else value
+        for name, value in changes.items()
+    }
+    return replace(policy, **values) if values else policy
 
 #: Request timeout of one HTTP call, unless the connection's ``timeout`` field says otherwise.
 DEFAULT_REQUEST_TIMEOUT = 10.0

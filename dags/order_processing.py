@@ -4,34 +4,57 @@ order_processing: one run per order, orchestrating payment, inventory, shipping 
 Trigger it from the UI's form (pre-filled with an example order) or through the REST API with the
 order as the run's conf. The services, retry policies and timeouts come from the
 ``airflow-order-provider`` package; see its README for the order's fields and the test values.
+
+When payment, inventory or shipping fails for good, ``plan_compensation`` undoes the steps that
+completed, latest first (cancel shipment, release inventory, refund payment), and ``cancel_order``
+records the cancelled order; the run ends failed. A confirmation email that never goes out does
+not undo the order: ``complete_order`` still runs, and operations are alerted.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, TriggerRule
 
 from airflow_order_provider.models import ORDER_ID_PATTERN
-from airflow_order_provider.operators.inventory import ReserveInventoryOperator
+from airflow_order_provider.notifications.alerts import OrderAlertNotifier
+from airflow_order_provider.operators.inventory import ReleaseInventoryOperator, ReserveInventoryOperator
 from airflow_order_provider.operators.notification import SendOrderConfirmationOperator
-from airflow_order_provider.operators.order import CompleteOrderOperator, ValidateOrderOperator
-from airflow_order_provider.operators.payment import ProcessPaymentOperator
-from airflow_order_provider.operators.shipping import ScheduleShipmentOperator
+from airflow_order_provider.operators.order import (
+    CancelOrderOperator,
+    CompleteOrderOperator,
+    PlanCompensationOperator,
+    ValidateOrderOperator,
+)
+from airflow_order_provider.operators.payment import ProcessPaymentOperator, RefundPaymentOperator
+from airflow_order_provider.operators.shipping import CancelShipmentOperator, ScheduleShipmentOperator
+
+#: Notifiers called when a task fails for good. Add yours (Slack, SMTP...) to this list.
+ALERT_NOTIFIERS = [OrderAlertNotifier()]
+
+_ORDER = "ti.xcom_pull(task_ids='validate_order')"
 
 
 def order(field: str) -> str:
     """Template for a field of the validated order (the ``validate_order`` task's result)."""
-    return "{{ ti.xcom_pull(task_ids='validate_order')['" + field + "'] }}"
+    return "{{ " + f"{_ORDER}['{field}']" + " }}"
 
 
 def result(task_id: str, field: str | None = None) -> str:
-    """Template for a step's result, or one field of it."""
-    pull = f"ti.xcom_pull(task_ids='{task_id}')"
-    return "{{ " + (f"{pull}['{field}']" if field else pull) + " }}"
+    """Template for a step's result, or one field of it; None when the step has no result."""
+    pull = f"(ti.xcom_pull(task_ids='{task_id}') or {{}})"
+    return "{{ " + (f"{pull}.get('{field}')" if field else pull) + " }}"
 
+
+def exhausted_mode(service: str) -> str:
+    """Template for the order's own ``on_retries_exhausted`` choice for a service, if any."""
+    return "{{ " + f"{_ORDER}['on_retries_exhausted'].get('{service}')" + " }}"
+
+
+#: The order id where the order may not have been validated (the rollback path).
+ORDER_ID = "{{ " + f"({_ORDER} or {{}}).get('order_id')" + " }}"
 
 ADDRESS_SCHEMA = {
-    "type": "object",
     "required": ["name", "line1", "city", "postal_code", "country", "region"],
     "properties": {
         "name": {"type": "string"},
@@ -55,14 +78,14 @@ ITEM_SCHEMA = {
 
 with DAG(
     dag_id="order_processing",
-    description="Payment, inventory, shipping and confirmation for one order",
+    description="Payment, inventory, shipping and confirmation for one order, with compensation",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     render_template_as_native_obj=True,
     tags=["orders"],
     doc_md=__doc__,
-    default_args={"owner": "orders"},
+    default_args={"owner": "orders", "on_failure_callback": ALERT_NOTIFIERS},
     params={
         "order_id": Param(
             "ord-1001", type="string", pattern=ORDER_ID_PATTERN, title="Order id",
@@ -82,7 +105,7 @@ with DAG(
         "shipping_address": Param(
             {"name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
              "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west"},
-            type="object", title="Shipping address", **{k: v for k, v in ADDRESS_SCHEMA.items() if k != "type"},
+            type="object", title="Shipping address", **ADDRESS_SCHEMA,
         ),
         "total_amount": Param(
             2500, type="integer", minimum=1, title="Total amount",
@@ -95,10 +118,15 @@ with DAG(
                       "pm_card_expired"],
             description="Test values of the reference payment service: see the README.",
         ),
+        "on_retries_exhausted": Param(
+            {}, type="object", title="On retries exhausted (optional)",
+            description='Per service, for this order: compensate, pause or fail. Example: {"shipping": "pause"}',
+        ),
     },
 ) as dag:
     validate_order = ValidateOrderOperator(task_id="validate_order")
 
+    # -- forward steps ---------------------------------------------------------------------------
     process_payment = ProcessPaymentOperator(
         task_id="process_payment",
         order_id=order("order_id"),
@@ -106,12 +134,14 @@ with DAG(
         amount=order("total_amount"),
         currency=order("currency"),
         payment_method=order("payment_method"),
+        on_retries_exhausted=exhausted_mode("payment"),
     )
     reserve_inventory = ReserveInventoryOperator(
         task_id="reserve_inventory",
         order_id=order("order_id"),
         items=order("items"),
-        region="{{ ti.xcom_pull(task_ids='validate_order')['shipping_address']['region'] }}",
+        region="{{ " + f"{_ORDER}['shipping_address']['region']" + " }}",
+        on_retries_exhausted=exhausted_mode("inventory"),
     )
     schedule_shipment = ScheduleShipmentOperator(
         task_id="schedule_shipment",
@@ -119,6 +149,7 @@ with DAG(
         reservation_id=result("reserve_inventory", "reservation_id"),
         address=order("shipping_address"),
         service_level=order("service_level"),
+        on_retries_exhausted=exhausted_mode("shipping"),
     )
     send_confirmation = SendOrderConfirmationOperator(
         task_id="send_confirmation",
@@ -128,6 +159,7 @@ with DAG(
         total_amount=order("total_amount"),
         currency=order("currency"),
         shipment=result("schedule_shipment"),
+        on_retries_exhausted=exhausted_mode("notification"),
     )
     complete_order = CompleteOrderOperator(
         task_id="complete_order",
@@ -136,7 +168,54 @@ with DAG(
         reservation=result("reserve_inventory"),
         shipment=result("schedule_shipment"),
         confirmation=result("send_confirmation"),
+        # Runs once shipping succeeded, whether or not the confirmation went out; a failed
+        # shipment leaves it upstream_failed, which fails the run.
+        trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+    )
+
+    # -- compensation, latest step first -----------------------------------------------------------
+    plan_compensation = PlanCompensationOperator(
+        task_id="plan_compensation",
+        order_id=ORDER_ID,
+        compensations={
+            "process_payment": "refund_payment",
+            "reserve_inventory": "release_inventory",
+            "schedule_shipment": "cancel_shipment",
+        },
+        cancel_task_id="cancel_order",
+        trigger_rule=TriggerRule.ONE_FAILED,
+    )
+    reason = "{{ (ti.xcom_pull(task_ids='plan_compensation', key='plan') or {}).get('reason') }}"
+    cancel_shipment = CancelShipmentOperator(
+        task_id="cancel_shipment",
+        order_id=ORDER_ID,
+        shipment_id=result("schedule_shipment", "shipment_id"),
+        reason=reason,
+    )
+    release_inventory = ReleaseInventoryOperator(
+        task_id="release_inventory",
+        order_id=ORDER_ID,
+        reservation_id=result("reserve_inventory", "reservation_id"),
+        reason=reason,
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
+    refund_payment = RefundPaymentOperator(
+        task_id="refund_payment",
+        order_id=ORDER_ID,
+        payment_id=result("process_payment", "payment_id"),
+        reason=reason,
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
+    cancel_order = CancelOrderOperator(
+        task_id="cancel_order",
+        order_id=ORDER_ID,
+        plan_task_id="plan_compensation",
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
 
     validate_order >> process_payment >> reserve_inventory >> schedule_shipment >> send_confirmation
-    send_confirmation >> complete_order
+    [schedule_shipment, send_confirmation] >> complete_order
+    [process_payment, reserve_inventory, schedule_shipment] >> plan_compensation
+    # A compensation that fails for good stops the ones after it (upstream_failed) until it is fixed.
+    plan_compensation >> cancel_shipment >> release_inventory >> refund_payment >> cancel_order
+    plan_compensation >> [release_inventory, refund_payment, cancel_order]

@@ -11,9 +11,9 @@ import re
 import time
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
@@ -21,7 +21,7 @@ from order_services import errors
 from order_services.context import Settings, get_context
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation, write_ledger
-from order_services.models import ReasonRequest, ReservationRequest
+from order_services.models import ReasonRequest, ReservationRequest, Text
 from order_services.storage import Store, insert_ignore, reservation_lines, reservations, stock
 from order_services.util import isoformat, new_id, utcnow
 
@@ -268,6 +268,29 @@ def release_reservation(reservation_id: str, request: Request, body: ReasonReque
         order_id=None,
         work=lambda conn, op: release(conn, op, reservation_id, body),
     )
+
+
+@router.get("/reservations")
+def get_reservations_of_order(request: Request, order_id: Annotated[Text, Query()]) -> dict[str, Any]:
+    """Every reservation of the order, oldest first (holds that ran out are expired first, as on every
+    inventory request)."""
+    ctx = get_context(request)
+    expire_holds(ctx.store)
+    with ctx.store.read() as conn:
+        rows = (
+            conn.execute(
+                select(reservations)
+                .where(reservations.c.order_id == order_id)
+                .order_by(reservations.c.created_at, reservations.c.reservation_id)
+            )
+            .mappings()
+            .all()
+        )
+        return {
+            "reservations": [
+                reservation_body(dict(row), reservation_items(conn, row["reservation_id"])) for row in rows
+            ]
+        }
 
 
 @router.get("/reservations/{reservation_id}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections import defaultdict
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
@@ -12,7 +13,7 @@ from order_services import errors
 from order_services.context import get_context
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
-from order_services.models import ChargeRequest, RefundRequest
+from order_services.models import ChargeRequest, RefundRequest, Text
 from order_services.storage import Store, charges, refunds
 from order_services.util import isoformat, new_id, utcnow
 
@@ -127,6 +128,39 @@ def load_charge(store: Store, payment_id: str) -> dict[str, Any]:
     return body
 
 
+def list_charges(store: Store, order_id: str) -> list[dict[str, Any]]:
+    """Every stored charge of the order, oldest first, each with its refunds (oldest first).
+
+    Declined charges raise before anything is stored, so they are not listed (only the ledger has them).
+    """
+    with store.read() as conn:
+        rows = (
+            conn.execute(
+                select(charges)
+                .where(charges.c.order_id == order_id)
+                .order_by(charges.c.processed_at, charges.c.payment_id)
+            )
+            .mappings()
+            .all()
+        )
+        payment_ids = [r["payment_id"] for r in rows]
+        by_payment: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if payment_ids:
+            refund_rows = conn.execute(
+                select(refunds)
+                .where(refunds.c.payment_id.in_(payment_ids))
+                .order_by(refunds.c.created_at, refunds.c.refund_id)
+            ).mappings()
+            for r in refund_rows:
+                by_payment[r["payment_id"]].append(_refund_body(dict(r)))
+    result = []
+    for row in rows:
+        body = _charge_body(dict(row))
+        body["refunds"] = by_payment[row["payment_id"]]
+        result.append(body)
+    return result
+
+
 @router.post("/charges", status_code=201)
 def create_charge(body: ChargeRequest, request: Request) -> Response:
     return get_context(request).execute(
@@ -149,6 +183,11 @@ def create_refund(payment_id: str, body: RefundRequest, request: Request) -> Res
         order_id=None,
         work=lambda conn, op: refund(conn, op, payment_id, body),
     )
+
+
+@router.get("/charges")
+def get_charges_of_order(request: Request, order_id: Annotated[Text, Query()]) -> dict[str, Any]:
+    return {"charges": list_charges(get_context(request).store, order_id)}
 
 
 @router.get("/charges/{payment_id}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
@@ -21,7 +21,7 @@ from order_services.inventory import (
     reservation_items,
     set_reservation_status,
 )
-from order_services.models import ReasonRequest, ShipmentRequest
+from order_services.models import ReasonRequest, ShipmentRequest, Text
 from order_services.storage import shipments
 from order_services.util import isoformat, new_id, tracking_number, utcnow
 
@@ -166,6 +166,22 @@ def cancel_shipment(shipment_id: str, request: Request, body: ReasonRequest | No
         order_id=None,
         work=lambda conn, op: cancel(conn, op, shipment_id, body, ctx.settings),
     )
+
+
+@router.get("/shipments")
+def get_shipments_of_order(request: Request, order_id: Annotated[Text, Query()]) -> dict[str, Any]:
+    """Every shipment of the order, oldest first (cancelled ones included)."""
+    with get_context(request).store.read() as conn:
+        rows = (
+            conn.execute(
+                select(shipments)
+                .where(shipments.c.order_id == order_id)
+                .order_by(shipments.c.created_at, shipments.c.shipment_id)
+            )
+            .mappings()
+            .all()
+        )
+    return {"shipments": [shipment_body(dict(row)) for row in rows]}
 
 
 @router.get("/shipments/{shipment_id}")

@@ -35,6 +35,21 @@ def an_order(**changes: Any) -> dict[str, Any]:
     return order
 
 
+#: Where the provider's default alert notifier emails operations ([order_provider] alert_email).
+OPS_EMAIL = "ops@example.com"
+
+
+def _is_alert(entry: dict[str, Any]) -> bool:
+    return entry["operation"] == "email" and entry["details"].get("to") == OPS_EMAIL
+
+
 def ledger(order_services: Any, order_id: str) -> list[tuple[str, str, str]]:
-    """``[(service, operation, status), ...]`` of the order, oldest first."""
-    return [(e["service"], e["operation"], e["status"]) for e in order_services.audit(order_id)]
+    """``[(service, operation, status), ...]`` of the order, oldest first; alerts to ops left out."""
+    return [
+        (e["service"], e["operation"], e["status"]) for e in order_services.audit(order_id) if not _is_alert(e)
+    ]
+
+
+def alerts(order_services: Any, order_id: str) -> list[str]:
+    """Subjects of the alerts emailed to operations about the order, oldest first."""
+    return [e["details"]["subject"] for e in order_services.audit(order_id) if _is_alert(e)]

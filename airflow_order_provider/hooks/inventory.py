@@ -53,6 +53,12 @@ class InventoryHook(OrderServiceHook):
             json={"reason": reason},
         )
 
+    def reservations_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        """Every reservation of the order, oldest first."""
+        return self.call(
+            "GET", "/inventory/reservations", operation="find reservations", params={"order_id": order_id}
+        )["reservations"]
+
     def get_reservation(self, reservation_id: str) -> dict[str, Any]:
         return self.call("GET", f"/inventory/reservations/{reservation_id}", operation="get reservation")
 

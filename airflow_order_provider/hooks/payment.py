@@ -60,6 +60,12 @@ class PaymentHook(OrderServiceHook):
             json=body,
         )
 
+    def charges_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        """Every charge of the order, oldest first, with its refunds."""
+        return self.call("GET", "/payment/charges", operation="find charges", params={"order_id": order_id})[
+            "charges"
+        ]
+
     def get_charge(self, payment_id: str) -> dict[str, Any]:
         """The charge with its status (``succeeded`` or ``refunded``) and refunds."""
         return self.call("GET", f"/payment/charges/{payment_id}", operation="get charge")

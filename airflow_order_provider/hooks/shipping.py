@@ -53,6 +53,12 @@ class ShippingHook(OrderServiceHook):
             json={"reason": reason},
         )
 
+    def shipments_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        """Every shipment of the order, oldest first."""
+        return self.call(
+            "GET", "/shipping/shipments", operation="find shipments", params={"order_id": order_id}
+        )["shipments"]
+
     def get_shipment(self, shipment_id: str) -> dict[str, Any]:
         """The shipment and its status: ``scheduled``, ``dispatched`` or ``cancelled``."""
         return self.call("GET", f"/shipping/shipments/{shipment_id}", operation="get shipment")

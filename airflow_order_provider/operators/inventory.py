@@ -5,25 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_order_provider.operators.base import OrderServiceOperator
-from airflow_order_provider.policies import INVENTORY
+from airflow_order_provider.operators.base import OrderCompensationOperator, OrderStepOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_order_provider.hooks.inventory import InventoryHook
 
-
-class _InventoryOperator(OrderServiceOperator):
-    policy = INVENTORY
-
-    def _hook_class(self) -> type[InventoryHook]:
-        from airflow_order_provider.hooks.inventory import InventoryHook
-
-        return InventoryHook
-
-
-class ReserveInventoryOperator(_InventoryOperator):
+class ReserveInventoryOperator(OrderStepOperator):
     """
     Hold stock for every line of the order, all or nothing.
 
@@ -36,8 +24,9 @@ class ReserveInventoryOperator(_InventoryOperator):
     :param conn_id: inventory service connection (default ``order_inventory_default``).
     """
 
+    service = "inventory"
     action = "inventory.reserve"
-    template_fields: Sequence[str] = ("order_id", "items", "region", "priority")
+    template_fields: Sequence[str] = (*OrderStepOperator.template_fields, "items", "region", "priority")
 
     def __init__(
         self, *, items: list[dict[str, Any]] | str, region: str, priority: str = "normal", **kwargs: Any
@@ -47,7 +36,7 @@ class ReserveInventoryOperator(_InventoryOperator):
         self.region = region
         self.priority = priority
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def call_service(self, context: Context) -> dict[str, Any]:
         reservation = self.hook.reserve(
             order_id=self.order_id,
             items=list(self.items),
@@ -59,30 +48,41 @@ class ReserveInventoryOperator(_InventoryOperator):
         return {key: reservation.get(key) for key in ("reservation_id", "warehouse_id", "status", "expires_at")}
 
 
-class ReleaseInventoryOperator(_InventoryOperator):
+class ReleaseInventoryOperator(OrderCompensationOperator):
     """
     Compensation of :class:`ReserveInventoryOperator`: give the reserved stock back.
 
     Pushes ``{"reservation_id", "status"}``.
 
     :param order_id: the order. (templated)
-    :param reservation_id: the reservation to release. (templated)
+    :param reservation_id: the reservation to release; when empty, every reservation of the order
+        still held. (templated)
     :param reason: why. (templated)
     :param conn_id: inventory service connection (default ``order_inventory_default``).
     """
 
+    service = "inventory"
     action = "inventory.release"
-    template_fields: Sequence[str] = ("order_id", "reservation_id", "reason")
-    ui_color = "#fdecea"
+    id_field = "reservation_id"
+    settled_statuses = frozenset({"released", "expired"})
+    template_fields: Sequence[str] = (*OrderCompensationOperator.template_fields, "reservation_id")
 
-    def __init__(self, *, reservation_id: str, reason: str = "order cancelled", **kwargs: Any) -> None:
+    def __init__(self, *, reservation_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reservation_id = reservation_id
-        self.reason = reason
+
+    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return self.hook.reservations_for_order(order_id)
+
+    def get_record(self, object_id: str) -> dict[str, Any]:
+        return self.hook.get_reservation(object_id)
+
+    def undo(self, object_id: str) -> dict[str, Any]:
+        released = self.hook.release(
+            reservation_id=object_id, reason=self.reason, idempotency_key=self.idempotency_key
+        )
+        self.log.info("Released reservation %s of order %s", object_id, self.order_id)
+        return {key: released.get(key) for key in ("reservation_id", "status")}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        released = self.hook.release(
-            reservation_id=self.reservation_id, reason=self.reason, idempotency_key=self.idempotency_key
-        )
-        self.log.info("Released reservation %s of order %s", self.reservation_id, self.order_id)
-        return {key: released.get(key) for key in ("reservation_id", "status")}
+        return self.compensate(self.reservation_id)

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_order_provider.operators.base import OrderServiceOperator
-from airflow_order_provider.policies import NOTIFICATION
+from airflow_order_provider.operators.base import OrderStepOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_order_provider.hooks.notification import NotificationHook
 
 #: ISO 4217 currencies without minor units: an amount of 500 JPY is 500 yen, not 5.00.
 ZERO_DECIMAL_CURRENCIES = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
@@ -48,7 +46,7 @@ def confirmation_email(
     return f"Your order {order_id} is confirmed", "\n".join(lines) + "\n"
 
 
-class SendOrderConfirmationOperator(OrderServiceOperator):
+class SendOrderConfirmationOperator(OrderStepOperator):
     """
     Email the customer the order confirmation with its tracking number.
 
@@ -64,10 +62,10 @@ class SendOrderConfirmationOperator(OrderServiceOperator):
     :param conn_id: notification service connection (default ``order_notification_default``).
     """
 
-    policy = NOTIFICATION
+    service = "notification"
     action = "notification.confirmation"
-    template_fields: Sequence[str] = ("order_id", "customer_email", "items", "total_amount", "currency",
-                                      "shipment")
+    template_fields: Sequence[str] = (
+        *OrderStepOperator.template_fields, "customer_email", "items", "total_amount", "currency", "shipment")
 
     def __init__(
         self,
@@ -86,12 +84,7 @@ class SendOrderConfirmationOperator(OrderServiceOperator):
         self.currency = currency
         self.shipment = shipment
 
-    def _hook_class(self) -> type[NotificationHook]:
-        from airflow_order_provider.hooks.notification import NotificationHook
-
-        return NotificationHook
-
-    def execute(self, context: Context) -> dict[str, Any]:
+    def call_service(self, context: Context) -> dict[str, Any]:
         shipment = dict(self.shipment)
         subject, body = confirmation_email(
             order_id=self.order_id,

@@ -5,25 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_order_provider.operators.base import OrderServiceOperator
-from airflow_order_provider.policies import PAYMENT
+from airflow_order_provider.operators.base import OrderCompensationOperator, OrderStepOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_order_provider.hooks.payment import PaymentHook
 
-
-class _PaymentOperator(OrderServiceOperator):
-    policy = PAYMENT
-
-    def _hook_class(self) -> type[PaymentHook]:
-        from airflow_order_provider.hooks.payment import PaymentHook
-
-        return PaymentHook
-
-
-class ProcessPaymentOperator(_PaymentOperator):
+class ProcessPaymentOperator(OrderStepOperator):
     """
     Charge the customer for the order.
 
@@ -37,8 +25,10 @@ class ProcessPaymentOperator(_PaymentOperator):
     :param conn_id: payment service connection (default ``order_payment_default``).
     """
 
+    service = "payment"
     action = "payment.charge"
-    template_fields: Sequence[str] = ("order_id", "customer_id", "amount", "currency", "payment_method")
+    template_fields: Sequence[str] = (
+        *OrderStepOperator.template_fields, "customer_id", "amount", "currency", "payment_method")
 
     def __init__(
         self, *, customer_id: str, amount: int | str, currency: str, payment_method: str, **kwargs: Any
@@ -49,7 +39,7 @@ class ProcessPaymentOperator(_PaymentOperator):
         self.currency = currency
         self.payment_method = payment_method
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def call_service(self, context: Context) -> dict[str, Any]:
         charge = self.hook.charge(
             order_id=self.order_id,
             customer_id=self.customer_id,
@@ -63,30 +53,39 @@ class ProcessPaymentOperator(_PaymentOperator):
         return {key: charge.get(key) for key in ("payment_id", "amount", "currency", "status", "transaction_ref")}
 
 
-class RefundPaymentOperator(_PaymentOperator):
+class RefundPaymentOperator(OrderCompensationOperator):
     """
     Compensation of :class:`ProcessPaymentOperator`: refund the charge in full.
 
     Pushes ``{"refund_id", "payment_id", "amount", "status"}``.
 
     :param order_id: the order. (templated)
-    :param payment_id: the charge to refund. (templated)
+    :param payment_id: the charge to refund; when empty, every charge of the order not yet
+        refunded. (templated)
     :param reason: why, recorded with the refund. (templated)
     :param conn_id: payment service connection (default ``order_payment_default``).
     """
 
+    service = "payment"
     action = "payment.refund"
-    template_fields: Sequence[str] = ("order_id", "payment_id", "reason")
-    ui_color = "#fdecea"
+    id_field = "payment_id"
+    settled_statuses = frozenset({"refunded"})
+    template_fields: Sequence[str] = (*OrderCompensationOperator.template_fields, "payment_id")
 
-    def __init__(self, *, payment_id: str, reason: str = "order cancelled", **kwargs: Any) -> None:
+    def __init__(self, *, payment_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.payment_id = payment_id
-        self.reason = reason
+
+    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return self.hook.charges_for_order(order_id)
+
+    def get_record(self, object_id: str) -> dict[str, Any]:
+        return self.hook.get_charge(object_id)
+
+    def undo(self, object_id: str) -> dict[str, Any]:
+        refund = self.hook.refund(payment_id=object_id, reason=self.reason, idempotency_key=self.idempotency_key)
+        self.log.info("Refunded payment %s of order %s: %s", object_id, self.order_id, refund["refund_id"])
+        return {key: refund.get(key) for key in ("refund_id", "payment_id", "amount", "status")}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        refund = self.hook.refund(
-            payment_id=self.payment_id, reason=self.reason, idempotency_key=self.idempotency_key
-        )
-        self.log.info("Refunded payment %s of order %s: %s", self.payment_id, self.order_id, refund["refund_id"])
-        return {key: refund.get(key) for key in ("refund_id", "payment_id", "amount", "status")}
+        return self.compensate(self.payment_id)

@@ -5,27 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_order_provider.operators.base import OrderServiceOperator
-from airflow_order_provider.policies import SHIPPING
+from airflow_order_provider.operators.base import OrderCompensationOperator, OrderStepOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_order_provider.hooks.shipping import ShippingHook
-
 SHIPMENT_FIELDS = ("shipment_id", "tracking_number", "carrier", "service_level", "estimated_delivery", "status")
 
 
-class _ShippingOperator(OrderServiceOperator):
-    policy = SHIPPING
-
-    def _hook_class(self) -> type[ShippingHook]:
-        from airflow_order_provider.hooks.shipping import ShippingHook
-
-        return ShippingHook
-
-
-class ScheduleShipmentOperator(_ShippingOperator):
+class ScheduleShipmentOperator(OrderStepOperator):
     """
     Book the shipment of the reserved goods to the customer's address.
 
@@ -39,8 +27,10 @@ class ScheduleShipmentOperator(_ShippingOperator):
     :param conn_id: shipping service connection (default ``order_shipping_default``).
     """
 
+    service = "shipping"
     action = "shipping.schedule"
-    template_fields: Sequence[str] = ("order_id", "reservation_id", "address", "service_level")
+    template_fields: Sequence[str] = (
+        *OrderStepOperator.template_fields, "reservation_id", "address", "service_level")
 
     def __init__(
         self,
@@ -55,7 +45,7 @@ class ScheduleShipmentOperator(_ShippingOperator):
         self.address = address
         self.service_level = service_level
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def call_service(self, context: Context) -> dict[str, Any]:
         shipment = self.hook.schedule(
             order_id=self.order_id,
             reservation_id=self.reservation_id,
@@ -72,30 +62,42 @@ class ScheduleShipmentOperator(_ShippingOperator):
         return {key: shipment.get(key) for key in SHIPMENT_FIELDS}
 
 
-class CancelShipmentOperator(_ShippingOperator):
+class CancelShipmentOperator(OrderCompensationOperator):
     """
     Compensation of :class:`ScheduleShipmentOperator`: cancel a shipment not yet dispatched.
+
+    A dispatched shipment cannot be cancelled: the compensation then fails for good and asks for
+    manual intervention, and the compensations after it wait.
 
     Pushes ``{"shipment_id", "status"}``.
 
     :param order_id: the order. (templated)
-    :param shipment_id: the shipment to cancel. (templated)
+    :param shipment_id: the shipment to cancel; when empty, every shipment of the order not yet
+        cancelled. (templated)
     :param reason: why. (templated)
     :param conn_id: shipping service connection (default ``order_shipping_default``).
     """
 
+    service = "shipping"
     action = "shipping.cancel"
-    template_fields: Sequence[str] = ("order_id", "shipment_id", "reason")
-    ui_color = "#fdecea"
+    id_field = "shipment_id"
+    settled_statuses = frozenset({"cancelled"})
+    template_fields: Sequence[str] = (*OrderCompensationOperator.template_fields, "shipment_id")
 
-    def __init__(self, *, shipment_id: str, reason: str = "order cancelled", **kwargs: Any) -> None:
+    def __init__(self, *, shipment_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.shipment_id = shipment_id
-        self.reason = reason
+
+    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return self.hook.shipments_for_order(order_id)
+
+    def get_record(self, object_id: str) -> dict[str, Any]:
+        return self.hook.get_shipment(object_id)
+
+    def undo(self, object_id: str) -> dict[str, Any]:
+        cancelled = self.hook.cancel(shipment_id=object_id, reason=self.reason, idempotency_key=self.idempotency_key)
+        self.log.info("Cancelled shipment %s of order %s", object_id, self.order_id)
+        return {key: cancelled.get(key) for key in ("shipment_id", "status")}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        cancelled = self.hook.cancel(
-            shipment_id=self.shipment_id, reason=self.reason, idempotency_key=self.idempotency_key
-        )
-        self.log.info("Cancelled shipment %s of order %s", self.shipment_id, self.order_id)
-        return {key: cancelled.get(key) for key in ("shipment_id", "status")}
+        return self.compensate(self.shipment_id)

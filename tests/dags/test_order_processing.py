@@ -1,6 +1,9 @@
 """
 The order_processing DAG: it parses cleanly and cheaply, and real runs through ``dag.test()``
 against the reference services leave the ledger exactly as they should.
+
+Scenarios that need a person (pause mode) or a clear from the UI run on a real Airflow, in
+tests/integration.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import sys
 import pytest
 
 from tests.airflow_env import REPO
-from tests.orders import an_order, ledger
+from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
+
+FORWARD = ["validate_order", "process_payment", "reserve_inventory", "schedule_shipment", "send_confirmation"]
+COMPENSATION = ["plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order"]
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +31,34 @@ def dag():
     return bag.dags["order_processing"]
 
 
-def states(run):
-    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+def run_order(dag, order):
+    """Run one order through ``dag.test()``; return the run, task states and try numbers."""
+    run = dag.test(run_conf=order)
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    return run, {t: ti.state for t, ti in tis.items()}, {t: ti.try_number for t, ti in tis.items()}
 
 
-def test_dag_folder_has_no_import_errors(dag):
+def outcome(run, task_id):
+    return run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+
+
+def address(**changes):
+    return {**EXAMPLE_ORDER["shipping_address"], **changes}
+
+
+# -- shape ------------------------------------------------------------------------------------------
+
+
+def test_dag_shape(dag):
     assert type(dag.timetable).__name__ == "NullTimetable"  # triggered per order, never on a schedule
-    assert dag.task_ids == [
-        "validate_order", "process_payment", "reserve_inventory", "schedule_shipment",
-        "send_confirmation", "complete_order",
-    ]
+    assert sorted(dag.task_ids) == sorted([*FORWARD, "complete_order", *COMPENSATION])
+    assert dag.get_task("plan_compensation").upstream_task_ids == {
+        "process_payment", "reserve_inventory", "schedule_shipment"}
+    assert dag.get_task("plan_compensation").trigger_rule == "one_failed"
+    # reverse order: cancel shipment, then release, then refund
+    assert dag.get_task("release_inventory").upstream_task_ids == {"plan_compensation", "cancel_shipment"}
+    assert dag.get_task("refund_payment").upstream_task_ids == {"plan_compensation", "release_inventory"}
+    assert dag.get_task("complete_order").upstream_task_ids == {"schedule_shipment", "send_confirmation"}
 
 
 def test_dag_file_imports_nothing_heavy():
@@ -56,20 +80,23 @@ def test_trigger_form_is_prefilled_with_a_valid_example_order(dag):
     assert parse_order(defaults).order_id == "ord-1001"
 
 
+# -- happy path and idempotency ---------------------------------------------------------------------
+
+
 def test_happy_order(dag, service_connections):
     order = an_order()
-    run = dag.test(run_conf=order)
-    assert run.state == "success", states(run)
-    result = run.get_task_instance("complete_order").xcom_pull(task_ids="complete_order")
-    entries = service_connections.audit(order["order_id"])
+    run, states, tries = run_order(dag, order)
+    assert run.state == "success", states
+    assert {states[t] for t in COMPENSATION} == {"skipped"}
     assert ledger(service_connections, order["order_id"]) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("shipping", "schedule", "succeeded"),
         ("notification", "email", "succeeded"),
     ]
-    assert result["status"] == "completed"
-    details = {e["operation"]: e["details"] for e in entries}
+    result = outcome(run, "complete_order")
+    details = {e["operation"]: e["details"] for e in service_connections.audit(order["order_id"])}
+    assert result["status"] == "completed" and result["confirmation_sent"] is True
     assert result["payment_id"] == details["charge"]["payment_id"]
     assert result["shipment_id"] == details["schedule"]["shipment_id"]
     assert result["tracking_number"] == details["schedule"]["tracking_number"]
@@ -77,32 +104,168 @@ def test_happy_order(dag, service_connections):
 
 def test_premium_order_ships_express(dag, service_connections):
     order = an_order(customer_tier="premium")
-    run = dag.test(run_conf=order)
-    assert run.state == "success", states(run)
+    run, states, _ = run_order(dag, order)
+    assert run.state == "success", states
     (schedule,) = [e for e in service_connections.audit(order["order_id"]) if e["operation"] == "schedule"]
     assert schedule["details"]["service_level"] == "express"
 
 
 def test_the_same_order_twice_charges_once(dag, service_connections):
     order = an_order()
-    assert dag.test(run_conf=order).state == "success"
-    assert dag.test(run_conf=order).state == "success"
+    assert run_order(dag, order)[0].state == "success"
+    assert run_order(dag, order)[0].state == "success"
     assert [op for _, op, _ in ledger(service_connections, order["order_id"])] == [
         "charge", "reserve", "schedule", "email"]
 
 
+# -- bad input ----------------------------------------------------------------------------------------
+
+
 def test_a_total_that_does_not_match_fails_validation_before_any_call(dag, service_connections):
     order = an_order(total_amount=2400)
-    run = dag.test(run_conf=order)
+    run, states, _ = run_order(dag, order)
     assert run.state == "failed"
-    assert states(run)["validate_order"] == "failed"
-    assert {s for t, s in states(run).items() if t != "validate_order"} == {"upstream_failed"}
+    assert states["validate_order"] == "failed"
+    assert {s for t, s in states.items() if t in FORWARD[1:]} == {"upstream_failed"}
+    assert {states[t] for t in COMPENSATION} == {"skipped"}
     assert service_connections.audit(order["order_id"]) == []
 
 
 def test_a_missing_field_from_the_api_is_not_filled_from_the_form_defaults(dag, service_connections):
     order = an_order()
     del order["customer_email"]
-    run = dag.test(run_conf=order)
-    assert states(run)["validate_order"] == "failed"
+    run, states, _ = run_order(dag, order)
+    assert states["validate_order"] == "failed"
     assert service_connections.audit(order["order_id"]) == []
+
+
+# -- errors no retry can fix: one try, then exactly the right compensations ---------------------------
+
+
+@pytest.mark.parametrize(
+    "payment_method", ["pm_card_declined", "pm_card_fraud", "pm_card_insufficient_funds", "pm_card_expired"]
+)
+def test_a_refused_card_is_tried_once_and_nothing_is_refunded(dag, service_connections, payment_method):
+    order = an_order(payment_method=payment_method)
+    run, states, tries = run_order(dag, order)
+    assert run.state == "failed"
+    assert (states["process_payment"], tries["process_payment"]) == ("failed", 1)
+    assert ledger(service_connections, order["order_id"]) == [("payment", "charge", "failed")]
+    assert [states[t] for t in ("cancel_shipment", "release_inventory", "refund_payment")] == ["skipped"] * 3
+    result = outcome(run, "cancel_order")
+    assert result["status"] == "cancelled" and result["compensated"] == []
+    assert result["failed_step"] == "process_payment"
+    assert payment_method.split("_card_")[1].split("_")[0] in result["reason"].lower()
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"items": [{"sku": "SKU-DISCONTINUED", "quantity": 1, "unit_price": 2500}]}, "ItemDiscontinuedError"),
+        ({"shipping_address": address(region="unserviced")}, "RegionNotServicedError"),
+    ],
+)
+def test_inventory_refusal_refunds_the_payment(dag, service_connections, changes, error):
+    order = an_order(**changes)
+    run, states, tries = run_order(dag, order)
+    assert run.state == "failed"
+    assert (states["reserve_inventory"], tries["reserve_inventory"]) == ("failed", 1)
+    assert ledger(service_connections, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "failed"),
+        ("payment", "refund", "succeeded"),
+    ]
+    assert (states["release_inventory"], states["refund_payment"]) == ("skipped", "success")
+    assert error in outcome(run, "cancel_order")["reason"]
+
+
+def test_undeliverable_address_releases_then_refunds(dag, service_connections):
+    order = an_order(shipping_address=address(line1="1 UNDELIVERABLE Road"))
+    run, states, tries = run_order(dag, order)
+    assert run.state == "failed"
+    assert (states["schedule_shipment"], tries["schedule_shipment"]) == ("failed", 1)
+    entries = service_connections.audit(order["order_id"])
+    assert [(e["service"], e["operation"], e["status"]) for e in entries] == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("shipping", "schedule", "failed"),
+        ("inventory", "release", "succeeded"),
+        ("payment", "refund", "succeeded"),
+    ]
+    assert entries[3]["created_at"] < entries[4]["created_at"]  # release before refund
+    result = outcome(run, "cancel_order")
+    assert [c["task"] for c in result["compensated"]] == ["release_inventory", "refund_payment"]
+    assert result["status"] == "cancelled" and "AddressUndeliverableError" in result["reason"]
+
+
+# -- transient trouble: retries under the policy -------------------------------------------------------
+
+
+def test_payment_failing_half_the_time_is_retried_and_charged_once(dag, service_connections):
+    # seed 7 at 50 %: the first two calls fail, the third succeeds
+    service_connections.set_faults("payment", error_rate=0.5, seed=7)
+    order = an_order()
+    run, states, tries = run_order(dag, order)
+    assert run.state == "success", states
+    assert tries["process_payment"] == 3
+    assert ledger(service_connections, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("shipping", "schedule", "succeeded"),
+        ("notification", "email", "succeeded"),
+    ]
+
+
+def test_shipping_always_down_is_tried_three_times_then_compensated(dag, service_connections):
+    service_connections.set_faults("shipping", error_rate=1.0, seed=1)
+    order = an_order()
+    run, states, tries = run_order(dag, order)
+    assert run.state == "failed"
+    assert (states["schedule_shipment"], tries["schedule_shipment"]) == ("failed", 3)
+    assert ledger(service_connections, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("inventory", "release", "succeeded"),
+        ("payment", "refund", "succeeded"),
+    ]
+    assert states["cancel_shipment"] == "skipped"  # a 503 means no shipment was made
+    assert "ServiceUnavailableError" in outcome(run, "cancel_order")["reason"]
+    assert alerts(service_connections, order["order_id"]) == [
+        f"Order {order['order_id']}: schedule_shipment failed after 3 tries"]
+
+
+def test_confirmation_never_sent_still_completes_the_order_with_an_alert(dag, service_connections, capfd):
+    service_connections.set_faults("notification", error_rate=1.0, seed=1)
+    order = an_order()
+    run, states, tries = run_order(dag, order)
+    assert run.state == "success", states
+    assert (states["send_confirmation"], tries["send_confirmation"]) == ("failed", 10)
+    assert states["complete_order"] == "success"
+    assert {states[t] for t in COMPENSATION} == {"skipped"}
+    result = outcome(run, "complete_order")
+    assert result["status"] == "completed" and result["confirmation_sent"] is False
+    assert [op for _, op, _ in ledger(service_connections, order["order_id"])] == ["charge", "reserve", "schedule"]
+    output = capfd.readouterr().out
+    assert f"ORDER ALERT [critical] Order {order['order_id']}: send_confirmation failed after 10 tries" in output
+    assert "the customer was not told" in output
+
+
+def test_fail_mode_undoes_nothing_and_alerts(dag, service_connections, capfd):
+    service_connections.set_faults("shipping", error_rate=1.0, seed=1)
+    order = an_order(on_retries_exhausted={"shipping": "fail"})
+    run, states, tries = run_order(dag, order)
+    assert run.state == "failed"
+    assert tries["schedule_shipment"] == 3
+    assert states["plan_compensation"] == "success"  # it ran, and its log says why nothing is undone
+    assert {states[t] for t in COMPENSATION[1:]} == {"skipped"}
+    assert [op for _, op, _ in ledger(service_connections, order["order_id"])] == ["charge", "reserve"]
+    assert "Nothing was undone (on_retries_exhausted=fail)" in capfd.readouterr().out
+    # operations got the alert in the notification service's outbox too
+    assert alerts(service_connections, order["order_id"]) == [
+        f"Order {order['order_id']}: schedule_shipment failed after 3 tries"]
+
+
+def test_a_refusal_is_business_as_usual_and_raises_no_alert(dag, service_connections):
+    order = an_order(payment_method="pm_card_declined")
+    run_order(dag, order)
+    assert service_connections.audit(order["order_id"]) and alerts(service_connections, order["order_id"]) == []

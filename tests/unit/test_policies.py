@@ -7,17 +7,17 @@ from airflow.sdk import RetryAction
 
 from airflow_order_provider import exceptions as exc
 from airflow_order_provider.policies import (
+    BUILTIN_POLICIES,
     MIN_STEP_TIMEOUT,
     NOTIFICATION,
     PAYMENT,
-    POLICIES,
     SHIPPING,
     time_scale,
 )
 
 
 def test_the_table_holds_the_seeds_numbers():
-    assert {name: (p.attempts, p.first_interval, p.backoff, p.max_interval) for name, p in POLICIES.items()} == {
+    assert {name: (p.attempts, p.first_interval, p.backoff, p.max_interval) for name, p in BUILTIN_POLICIES.items()} == {
         "payment": (3, timedelta(seconds=1), 2.0, timedelta(seconds=10)),
         "inventory": (5, timedelta(milliseconds=100), 1.5, timedelta(seconds=2)),
         "shipping": (3, timedelta(seconds=5), 2.0, timedelta(seconds=30)),
@@ -55,9 +55,9 @@ def test_time_scale_comes_from_the_config(monkeypatch):
         (PAYMENT, exc.ServiceUnavailableError("503"), RetryAction.DEFAULT),
         (PAYMENT, exc.ServiceTimeoutError("slow"), RetryAction.DEFAULT),
         (PAYMENT, exc.ServiceAuthenticationError("401"), RetryAction.FAIL),
-        (POLICIES["inventory"], exc.ItemDiscontinuedError("gone"), RetryAction.FAIL),
-        (POLICIES["inventory"], exc.RegionNotServicedError("far"), RetryAction.FAIL),
-        (POLICIES["inventory"], exc.OutOfStockError("none left"), RetryAction.DEFAULT),
+        (BUILTIN_POLICIES["inventory"], exc.ItemDiscontinuedError("gone"), RetryAction.FAIL),
+        (BUILTIN_POLICIES["inventory"], exc.RegionNotServicedError("far"), RetryAction.FAIL),
+        (BUILTIN_POLICIES["inventory"], exc.OutOfStockError("none left"), RetryAction.DEFAULT),
         (SHIPPING, exc.AddressUndeliverableError("nowhere"), RetryAction.FAIL),
         (SHIPPING, exc.ServiceConnectionError("refused"), RetryAction.DEFAULT),
         (NOTIFICATION, exc.ServiceUnavailableError("503"), RetryAction.DEFAULT),

@@ -49,7 +49,7 @@ def test_construction_touches_no_connection():
 
 def test_templated_fields_are_the_business_arguments():
     assert set(ProcessPaymentOperator.template_fields) == {
-        "order_id", "customer_id", "amount", "currency", "payment_method"}
+        "order_id", "customer_id", "amount", "currency", "payment_method", "on_retries_exhausted"}
     assert "address" in ScheduleShipmentOperator.template_fields
     assert "shipment" in SendOrderConfirmationOperator.template_fields
 
@@ -104,7 +104,7 @@ def test_running_a_step_twice_changes_nothing_twice(service_connections, order_i
 
 def test_a_declined_card_raises_the_payment_error(service_connections, order_id):
     with pytest.raises(PaymentDeclinedError):
-        payment_op(order_id, payment_method="pm_card_declined").execute({})
+        payment_op(order_id, payment_method="pm_card_declined").call_service({})
 
 
 @pytest.mark.parametrize(("amount", "currency", "text"),

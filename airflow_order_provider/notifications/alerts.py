@@ -1,0 +1,164 @@
+"""
+Alerts for operations: a step that ran out of retries, a compensation that failed for good.
+
+:class:`OrderAlertNotifier` is an ordinary Airflow notifier, used as ``on_failure_callback``.
+By default it needs no outside service: it writes the alert to the task log and emails it to
+``[order_provider] alert_email`` through the notification service (its outbox). Add any other
+notifier (Slack, SMTP...) next to it in the DAG's ``on_failure_callback`` list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+from airflow_order_provider.exceptions import InvalidOrderError, StepAbandonedError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+@dataclass(frozen=True)
+class OrderAlert:
+    """One alert: what operations must know, in business words."""
+
+    order_id: str
+    task_id: str
+    severity: str  # "warning" or "critical"
+    subject: str
+    body: str
+    manual_intervention: bool = False
+
+
+def _order_id(context: Context) -> str:
+    task = context.get("task")
+    order_id = getattr(task, "order_id", None)
+    if order_id and "{{" not in str(order_id):
+        return str(order_id)
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    return str(conf.get("order_id") or "unknown order")
+
+
+def describe_alert(context: Context) -> OrderAlert | None:
+    """
+    The alert a task failure calls for, or None when the failure is business as usual.
+
+    A refused order (bad input, a declined card, an undeliverable address) is not an incident:
+    the order is compensated and the customer told. Retries running out, a person abandoning an
+    order, and above all a compensation failing for good are.
+    """
+    from airflow_order_provider.operators.base import (
+        FAILURE_KEY,
+        OrderCompensationOperator,
+        OrderStepOperator,
+    )
+
+    task = context.get("task")
+    ti = context.get("ti")
+    error = context.get("exception")
+    order_id = _order_id(context)
+    task_id = getattr(task, "task_id", "unknown task")
+    run_id = getattr(context.get("dag_run"), "run_id", "")
+    tries = getattr(ti, "try_number", None)
+    message = f"{type(error).__name__}: {error}" if error else "see the task log"
+
+    if isinstance(error, InvalidOrderError):
+        return None
+    if isinstance(task, OrderCompensationOperator):
+        return OrderAlert(
+            order_id=order_id,
+            task_id=task_id,
+            severity="critical",
+            manual_intervention=True,
+            subject=f"MANUAL INTERVENTION NEEDED: order {order_id}: compensation {task_id} failed",
+            body=(
+                f"Compensation {task_id} of order {order_id} failed for good after {tries} tries: "
+                f"{message}\nThe compensations after it are waiting, and the order is not settled. "
+                f"Fix the cause, then clear the task {task_id} of run {run_id} in the Airflow UI: "
+                "the retry is safe, the service remembers what was already undone."
+            ),
+        )
+    if isinstance(error, StepAbandonedError):
+        return OrderAlert(
+            order_id=order_id, task_id=task_id, severity="critical", manual_intervention=True,
+            subject=f"Order {order_id} abandoned at {task_id}",
+            body=f"{error}. Nothing was undone: settle the order by hand (run {run_id}).",
+        )
+    if isinstance(task, OrderStepOperator):
+        failure = ti.xcom_pull(task_ids=task_id, key=FAILURE_KEY) if ti is not None else None
+        failure = failure or {}
+        if failure.get("never_retried"):
+            return None
+        mode = failure.get("on_retries_exhausted") or task.policy.on_retries_exhausted
+        if task.service == "notification":
+            what = "The order is complete, but the customer was not told: send the confirmation by hand."
+        elif mode == "fail":
+            what = "Nothing was undone (on_retries_exhausted=fail): settle the order by hand."
+        else:
+            what = "The completed steps are being compensated in reverse order."
+        return OrderAlert(
+            order_id=order_id, task_id=task_id, severity="warning" if mode == "compensate" else "critical",
+            manual_intervention=mode == "fail",
+            subject=f"Order {order_id}: {task_id} failed after {tries} tries",
+            body=f"{task_id} of order {order_id} ran out of retries: {message}\n{what} (run {run_id})",
+        )
+    return OrderAlert(
+        order_id=order_id, task_id=task_id, severity="critical",
+        subject=f"Order {order_id}: task {task_id} failed",
+        body=f"{task_id} of order {order_id} failed: {message} (run {run_id})",
+    )
+
+
+class OrderAlertNotifier(BaseNotifier):
+    """
+    Alert operations about an order task that failed for good.
+
+    :param alert_email: where to email alerts; defaults to ``[order_provider] alert_email``;
+        empty to only log them.
+    :param conn_id: notification service connection for the email (default
+        ``order_notification_default``).
+    """
+
+    template_fields = ("alert_email",)
+
+    def __init__(self, *, alert_email: str | None = None, conn_id: str | None = None) -> None:
+        super().__init__()
+        self.alert_email = alert_email
+        self.conn_id = conn_id
+
+    def _recipient(self) -> str:
+        if self.alert_email is not None:
+            return self.alert_email
+        from airflow.sdk.configuration import conf
+
+        return conf.get("order_provider", "alert_email", fallback="ops@example.com") or ""
+
+    def notify(self, context: Context) -> None:
+        alert = describe_alert(context)
+        if alert is None:
+            self.log.info("Order task failed as business as usual: no alert")
+            return
+        self.log.error("ORDER ALERT [%s] %s\n%s", alert.severity, alert.subject, alert.body)
+        recipient = self._recipient()
+        if recipient:
+            self._email(context, alert, recipient)
+
+    def _email(self, context: Context, alert: OrderAlert, recipient: str) -> None:
+        from airflow_order_provider.hooks.notification import NotificationHook
+
+        ti: Any = context.get("ti")
+        try_number = getattr(ti, "try_number", 0)
+        run_id = getattr(context.get("dag_run"), "run_id", "")
+        try:
+            NotificationHook(conn_id=self.conn_id).send_email(
+                order_id=alert.order_id,
+                to=recipient,
+                subject=alert.subject,
+                body=alert.body,
+                idempotency_key=f"{alert.order_id}:alert.{run_id}.{alert.task_id}.{try_number}",
+            )
+        except Exception as exc:  # an alert that cannot be emailed is still in the log
+            self.log.error("The alert could not be emailed to %s: %s", recipient, exc)

@@ -1,0 +1,164 @@
+"""Fixtures for the end-to-end tests: a real Airflow 3 on PostgreSQL against the reference services.
+
+``airflow_env`` (session scope) brings up, once per test session:
+
+* a fresh PostgreSQL database ``order_e2e_<pid>_<hex>`` on 127.0.0.1:5432 (user postgres),
+  dropped at teardown;
+* ``airflow db migrate``, then ``api-server``, ``scheduler``, ``dag-processor`` and
+  ``triggerer``, each in its own process group, LocalExecutor, SimpleAuthManager;
+* the four ``order_*_default`` connections pointing at the ``order_services`` fixture
+  (from tests/conftest.py).
+
+The AIRFLOW_HOME (config, component logs, task logs) lives in ``.e2e/<db name>/`` in the
+repository; it is deleted after a fully passing session and kept after a failure (or always
+with ``ORDER_E2E_KEEP=1``).
+
+Environment knobs: ``ORDER_E2E_PG_HOST``/``_PORT``/``_USER``, ``ORDER_E2E_DAGS_FOLDER``
+(default: the repository's ``dags/``), ``ORDER_E2E_KEEP``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.integration.airflow_harness import (
+    REPO_ROOT,
+    AirflowClient,
+    AirflowDeployment,
+    HarnessError,
+    PostgresDatabase,
+    report,
+)
+
+SERVICES = ("payment", "inventory", "shipping", "notification")
+
+#: What this deployment sets besides the harness defaults, as a deployment would in airflow.cfg.
+E2E_DEPLOYMENT_SETTINGS = {
+    # A paused inventory step waits 600 s x time_scale 0.01 = 6 s for a person, so that the test of
+    # an unanswered decision ends in seconds; the other services keep the table's 24 h (864 s here).
+    "AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES": '{"inventory": {"decision_timeout": 600}}',
+    # Resolve timed-out Required Actions every 2 s instead of every 15 s.
+    "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+}
+_FAILED = pytest.StashKey[bool]()
+
+
+@dataclass
+class AirflowEnv:
+    """What the end-to-end tests get: the running deployment and a logged-in REST client."""
+
+    deployment: AirflowDeployment
+    client: AirflowClient
+    database: PostgresDatabase
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return self.deployment.base_url
+
+    def describe_run(self, dag_id: str, run_id: str) -> str:
+        """Task states and the logs of unsuccessful tasks, for assertion messages."""
+        return self.deployment.describe_run(dag_id, run_id)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, lines: int = 60) -> str:
+        return self.deployment.task_log(dag_id, run_id, task_id, lines)
+
+    def diagnostics(self, lines: int = 40) -> str:
+        return self.deployment.diagnostics(lines)
+
+
+def connection_uri(base_url: str, api_key: str | None) -> str:
+    """``http://:KEY@HOST:PORT`` for the provider's hooks (the API key is the password)."""
+    parts = urlsplit(base_url)
+    auth = f":{api_key}@" if api_key else ""
+    return f"{parts.scheme or 'http'}://{auth}{parts.hostname}:{parts.port}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if outcome.failed:
+        item.session.stash[_FAILED] = True
+    return outcome
+
+
+def _sigterm_to_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def airflow_env(request, order_services):
+    """A running Airflow deployment (see the module docstring); torn down at session end."""
+    # A TERM (e.g. CI's timeout) should still run the teardown below.
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    if previous_sigterm in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
+
+    t0 = time.monotonic()
+    database = PostgresDatabase()
+    database.check_reachable()
+    database.drop_stale()
+
+    home = REPO_ROOT / ".e2e" / database.name
+    dags_folder = Path(os.environ.get("ORDER_E2E_DAGS_FOLDER") or REPO_ROOT / "dags")
+    api_key = getattr(order_services, "api_key", None)
+    uri = connection_uri(order_services.base_url, api_key)
+    deployment = AirflowDeployment(
+        home,
+        database.url,
+        dags_folder=dags_folder,
+        connections={f"order_{service}_default": uri for service in SERVICES},
+        extra_env=E2E_DEPLOYMENT_SETTINGS,
+    )
+    env = AirflowEnv(deployment=deployment, client=deployment.client, database=database)
+    try:
+        database.create()
+        deployment.prepare()
+        deployment.migrate()
+        deployment.start()
+        deployment.wait_ready()
+        env.client = deployment.client
+        env.timings.update(deployment.timings)
+        env.timings["bring_up_s"] = time.monotonic() - t0
+        report(
+            request.config,
+            f"Airflow up in {env.timings['bring_up_s']:.1f}s (db migrate {env.timings['db_migrate_s']:.1f}s, "
+            f"components healthy after {env.timings['ready_s']:.1f}s) at {deployment.base_url}, home {home}",
+        )
+        yield env
+    except BaseException:
+        request.session.stash[_FAILED] = True  # bring-up failed: the finally below prints the logs
+        raise
+    finally:
+        failed = request.session.stash.get(_FAILED, False)
+        if failed:
+            sys.stderr.write(
+                f"\n[e2e] failure: tails of the Airflow component logs\n{deployment.diagnostics(60)}\n"
+            )
+        killed = deployment.stop()
+        if killed:
+            sys.stderr.write(f"\n[e2e] had to SIGKILL leftover processes: {killed}\n")
+        database.drop()
+        if failed or os.environ.get("ORDER_E2E_KEEP"):
+            sys.stderr.write(f"\n[e2e] AIRFLOW_HOME with all logs kept at {home}\n")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+        if previous_sigterm in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def airflow_client(airflow_env) -> AirflowClient:
+    return airflow_env.client
+
+
+__all__ = ["AirflowEnv", "HarnessError", "airflow_client", "airflow_env", "connection_uri"]

@@ -1,0 +1,162 @@
+"""
+Failure semantics on a real Airflow: pause mode answered through the REST API (Required
+Actions), a decision nobody takes, and a compensation that fails for good and is cleared.
+Every scenario ends with the services' ledger: nothing charged or reserved without its
+shipment or its compensation, nothing done twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from airflow_order_provider.operators.base import ABANDON, COMPENSATE, RETRY
+from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "order_processing"
+RUN_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def client(airflow_env, order_services):
+    order_services.clear_faults()
+    airflow_env.client.wait_for_dag(DAG_ID, timeout=120)
+    airflow_env.client.unpause(DAG_ID)
+    return airflow_env.client
+
+
+@pytest.fixture
+def faults(order_services):
+    yield order_services
+    order_services.clear_faults()
+
+
+def start(client, order, kind):
+    return client.trigger(DAG_ID, order, run_id=f"e2e-{kind}-{order['order_id']}")
+
+
+def tries(client, run_id):
+    return {ti["task_id"]: ti["try_number"] for ti in client.task_instances(DAG_ID, run_id)}
+
+
+def wait_for_decision_request(client, run_id, task_id):
+    client.wait_for_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, timeout=RUN_TIMEOUT)
+    (request,) = [d for d in client.hitl_details(DAG_ID, run_id) if d["task_instance"]["task_id"] == task_id]
+    return request
+
+
+# -- pause: a person decides in Required Actions ------------------------------------------------------
+
+
+def test_pause_then_retry_completes_the_order(client, faults, airflow_env):
+    faults.set_faults("shipping", error_rate=1.0, seed=1)
+    order = an_order(on_retries_exhausted={"shipping": "pause"})
+    run_id = start(client, order, "pause-retry")
+    request = wait_for_decision_request(client, run_id, "schedule_shipment")
+    assert request["options"] == [RETRY, COMPENSATE, ABANDON]
+    assert order["order_id"] in request["subject"] and "ServiceUnavailableError" in request["body"]
+    assert request["defaults"] == [COMPENSATE]
+
+    faults.clear_faults()  # the carrier is back
+    client.respond(DAG_ID, run_id, "schedule_shipment", [RETRY])
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "success", airflow_env.describe_run(DAG_ID, run_id)
+    assert tries(client, run_id)["schedule_shipment"] == 3  # the retry ran inside the last try
+    assert ledger(faults, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("shipping", "schedule", "succeeded"),
+        ("notification", "email", "succeeded"),
+    ]
+
+
+def test_pause_then_compensate_undoes_the_order(client, faults, airflow_env):
+    faults.set_faults("shipping", error_rate=1.0, seed=1)
+    order = an_order(on_retries_exhausted={"shipping": "pause"})
+    run_id = start(client, order, "pause-compensate")
+    wait_for_decision_request(client, run_id, "schedule_shipment")
+    client.respond(DAG_ID, run_id, "schedule_shipment", [COMPENSATE])
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
+    states = client.task_states(DAG_ID, run_id)
+    assert states["schedule_shipment"] == "failed" and states["cancel_order"] == "success", states
+    assert ledger(faults, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("inventory", "release", "succeeded"),
+        ("payment", "refund", "succeeded"),
+    ]
+    result = client.xcom(DAG_ID, run_id, "cancel_order")
+    assert result["status"] == "cancelled" and [c["task"] for c in result["compensated"]] == [
+        "release_inventory", "refund_payment"]
+
+
+def test_pause_then_abandon_undoes_nothing_and_alerts(client, faults, airflow_env):
+    faults.set_faults("shipping", error_rate=1.0, seed=1)
+    order = an_order(on_retries_exhausted={"shipping": "pause"})
+    run_id = start(client, order, "pause-abandon")
+    wait_for_decision_request(client, run_id, "schedule_shipment")
+    client.respond(DAG_ID, run_id, "schedule_shipment", [ABANDON])
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
+    states = client.task_states(DAG_ID, run_id)
+    assert states["plan_compensation"] == "success"
+    assert {states[t] for t in ("cancel_shipment", "release_inventory", "refund_payment", "cancel_order")} == {
+        "skipped"}
+    assert client.xcom(DAG_ID, run_id, "plan_compensation", key="plan")["outcome"] == "abandoned"
+    # Abandoned on purpose: charge and hold stay for a person to settle, and operations know it.
+    assert ledger(faults, order["order_id"]) == [
+        ("payment", "charge", "succeeded"), ("inventory", "reserve", "succeeded")]
+    assert alerts(faults, order["order_id"]) == [f"Order {order['order_id']} abandoned at schedule_shipment"]
+
+
+def test_an_unanswered_decision_compensates_after_its_timeout(client, faults, airflow_env):
+    # inventory's decision timeout is 6 s in this deployment (see conftest)
+    faults.set_faults("inventory", error_rate=1.0, seed=1)
+    order = an_order(on_retries_exhausted={"inventory": "pause"})
+    run_id = start(client, order, "pause-timeout")
+    wait_for_decision_request(client, run_id, "reserve_inventory")
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed", airflow_env.describe_run(DAG_ID, run_id)
+    assert tries(client, run_id)["reserve_inventory"] == 5
+    assert client.xcom(DAG_ID, run_id, "reserve_inventory", key="decision")["choice"] == COMPENSATE
+    assert ledger(faults, order["order_id"]) == [
+        ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
+
+
+# -- a compensation that fails for good, then is cleared -----------------------------------------------
+
+
+def test_a_failed_compensation_asks_for_manual_intervention_and_a_clear_completes_it(
+    client, faults, airflow_env
+):
+    order = an_order(shipping_address={**EXAMPLE_ORDER["shipping_address"], "line1": "9 UNDELIVERABLE Way"})
+    run_id = start(client, order, "compensation-fails")
+    # As soon as the charge is made, the payment service goes down: the refund will fail for good.
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while ("payment", "charge", "succeeded") not in ledger(faults, order["order_id"]):
+        assert time.monotonic() < deadline, "the charge never happened"
+        time.sleep(0.1)
+    faults.set_faults("payment", error_rate=1.0, seed=1)
+
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
+    states = client.task_states(DAG_ID, run_id)
+    assert (states["release_inventory"], states["refund_payment"], states["cancel_order"]) == (
+        "success", "failed", "upstream_failed"), states
+    assert tries(client, run_id)["refund_payment"] == 3
+    assert alerts(faults, order["order_id"]) == [
+        f"MANUAL INTERVENTION NEEDED: order {order['order_id']}: compensation refund_payment failed"]
+    assert ledger(faults, order["order_id"])[-1] == ("inventory", "release", "succeeded")
+
+    faults.clear_faults()  # someone fixed the payment service
+    client.clear_task(DAG_ID, run_id, ["refund_payment"], include_downstream=True)
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"  # a cancelled order stays failed
+    states = client.task_states(DAG_ID, run_id)
+    assert (states["refund_payment"], states["cancel_order"]) == ("success", "success"), states
+    assert ledger(faults, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("shipping", "schedule", "failed"),
+        ("inventory", "release", "succeeded"),
+        ("payment", "refund", "succeeded"),
+    ]
+    assert client.xcom(DAG_ID, run_id, "cancel_order")["status"] == "cancelled"
