@@ -42,9 +42,16 @@ def tries(client, run_id):
     return {ti["task_id"]: ti["try_number"] for ti in client.task_instances(DAG_ID, run_id)}
 
 
+#: A person answers in seconds. An answer within about half a second of the task parking races
+#: Airflow 3.3.2's scheduler: it then takes the parked workload's exit as the resumed task's and
+#: fails it ("finished with state success, but the task instance's state attribute is queued").
+HUMAN_DELAY = 3.0
+
+
 def wait_for_decision_request(client, run_id, task_id):
     client.wait_for_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, timeout=RUN_TIMEOUT)
     (request,) = [d for d in client.hitl_details(DAG_ID, run_id) if d["task_instance"]["task_id"] == task_id]
+    time.sleep(HUMAN_DELAY)
     return request
 
 
