@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local demo: the reference order services plus a local Airflow (what `airflow standalone` runs), with the order_processing DAG
+# Local demo: the reference order services plus `airflow standalone`, with the order_processing DAG
 # unpaused and ready to trigger. Runs in the foreground; Ctrl-C (or TERM) stops everything.
 #
 #   make demo                                   # or: bash scripts/demo.sh
@@ -8,11 +8,11 @@
 # State lives in .demo/ (SQLite databases, API key, AIRFLOW_HOME=.demo/airflow, logs); delete the
 # folder to start from scratch.
 #
-# DEMO_MODE=components (default) runs what `airflow standalone` runs (db migrate, api-server,
-# scheduler, dag-processor, triggerer; LocalExecutor, SimpleAuthManager, SQLite) as one process
-# group, with the scheduler's and triggerer's log servers off, so every port listens on 127.0.0.1
-# only. DEMO_MODE=standalone runs `airflow standalone` itself; its log servers then listen on all
-# interfaces (ports 8793 and 8794), which Airflow offers no setting to change.
+# DEMO_MODE=standalone (default) runs `airflow standalone` on its embedded SQLite. Its scheduler and
+# triggerer log servers listen on all interfaces (ports 8793 and 8794), which Airflow offers no
+# setting to change. DEMO_MODE=components runs the same pieces (db migrate, api-server, scheduler,
+# dag-processor, triggerer; LocalExecutor, SimpleAuthManager, SQLite) with those log servers off,
+# so that every port listens on 127.0.0.1 only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +22,7 @@ AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
 ORDER_SERVICES_PORT="${ORDER_SERVICES_PORT:-8700}"
 DAG_ID="order_processing"
 STARTUP_TIMEOUT="${DEMO_STARTUP_TIMEOUT:-240}"
-DEMO_MODE="${DEMO_MODE:-components}"
+DEMO_MODE="${DEMO_MODE:-standalone}"
 case "$DEMO_MODE" in components | standalone) ;; *)
     echo "error: DEMO_MODE must be 'components' or 'standalone'" >&2
     exit 1

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.airflow_harness import NOT_RUN_TI_STATES, report
+from tests.orders import an_order
 
 pytestmark = pytest.mark.integration
 
@@ -26,26 +27,7 @@ BUSINESS_OPERATIONS = ("charge", "reserve", "schedule", "email")
 
 
 def make_order(kind: str, **overrides: Any) -> dict[str, Any]:
-    order = {
-        "order_id": f"ord-e2e-{kind}-{uuid.uuid4().hex[:10]}",
-        "customer_id": "cus-42",
-        "customer_email": "ada@example.com",
-        "customer_tier": "standard",
-        "items": [{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price": 1250}],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "12 St James's Sq",
-            "city": "London",
-            "postal_code": "SW1Y 4JH",
-            "country": "GB",
-            "region": "eu-west",
-        },
-        "total_amount": 2500,
-        "currency": "USD",
-        "payment_method": "pm_card_ok",
-    }
-    order.update(overrides)
-    return order
+    return an_order(order_id=f"ord-e2e-{kind}-{uuid.uuid4().hex[:10]}", **overrides)
 
 
 def run_id_for(kind: str) -> str:
