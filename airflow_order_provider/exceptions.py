@@ -34,6 +34,14 @@ class StepAbandonedError(AirflowFailException):
     """A step failed for good and a person chose to abandon the order: nothing is undone."""
 
 
+class WorkflowTimeoutError(AirflowFailException):
+    """The order ran past its workflow timeout: the completed steps are compensated."""
+
+
+class OrderRejectedError(AirflowFailException):
+    """A high-value order was rejected by its approver, or not approved in time."""
+
+
 class OrderServiceError(AirflowException):
     """A call to one of the order services did not succeed."""
 

@@ -72,6 +72,18 @@ def get_provider_info() -> dict[str, Any]:
             }
             for service in _SERVICES
         ],
+        "sensors": [
+            {
+                "integration-name": "Order Shipping Service",
+                "python-modules": ["airflow_order_provider.sensors.shipping"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Order Shipping Service",
+                "python-modules": ["airflow_order_provider.triggers.shipping"],
+            }
+        ],
         "connection-types": [_connection_type(service) for service in _SERVICES],
         "config": {
             "order_provider": {
@@ -98,6 +110,51 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": '{"payment": {"attempts": 5, "on_retries_exhausted": "pause"}}',
+                        "default": "",
+                    },
+                    "workflow_timeout": {
+                        "description": (
+                            "Seconds an order's processing may take, waits for a person or the carrier "
+                            "left out (they have their own timeouts). Past it the order is compensated. "
+                            "Empty: 3600."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "3600",
+                        "default": "",
+                    },
+                    "ship_deadline": {
+                        "description": (
+                            "Seconds after the order is queued by which it must ship (a DeadlineAlert "
+                            "alerts operations). Empty: 86400."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "86400",
+                        "default": "",
+                    },
+                    "approval_threshold": {
+                        "description": (
+                            "Orders whose total (minor units) is above this wait for a person's approval. "
+                            "Empty: 100000."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "100000",
+                        "default": "",
+                    },
+                    "approval_timeout": {
+                        "description": "Seconds a high-value order waits for approval; then it is rejected. Empty: 86400.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "86400",
+                        "default": "",
+                    },
+                    "dispatch_timeout": {
+                        "description": "Seconds to wait for the carrier's pickup of a shipment. Empty: 86400.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "86400",
                         "default": "",
                     },
                     "alert_email": {

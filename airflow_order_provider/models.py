@@ -65,6 +65,8 @@ class Order(_Strict):
     total_amount: Annotated[int, Field(ge=1, strict=True)]
     currency: str
     payment_method: NonEmpty
+    #: A shorter workflow timeout for this order than the deployment's, in seconds.
+    workflow_timeout_seconds: Annotated[int, Field(ge=1, strict=True)] | None = None
     #: What to do when a step runs out of retries, for this order only (the policy table's default
     #: otherwise): ``{"shipping": "pause"}``.
     on_retries_exhausted: dict[

@@ -215,3 +215,76 @@ def policy_for(service: str) -> ServicePolicy:
 
 #: Request timeout of one HTTP call, unless the connection's ``timeout`` field says otherwise.
 DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+# -- the order's clocks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderTimes:
+    """
+    The order-level time limits, besides each service's step timeout.
+
+    * ``workflow_timeout``: how long the order's own processing may take, the waits for a person
+      (approval, a paused step) and for the carrier's pickup left out: they have their own
+      timeouts below. Checked at every step; past it, the step fails with ``WorkflowTimeoutError``
+      and the completed steps are compensated in the same run. An order may ask for less
+      (``workflow_timeout_seconds`` in its conf).
+    * ``ship_deadline``: the business deadline, "ships within 24 hours of payment", as a
+      ``DeadlineAlert`` on the run; operations are alerted when an order misses it.
+    * ``expedite_within``: with less than this left before the ship deadline, reservation asks for
+      priority and shipping goes express.
+    * ``approval_timeout``: how long a high-value order waits for approval; no answer rejects it.
+    * ``dispatch_timeout`` / ``dispatch_poll_interval``: the wait for the carrier's pickup.
+    * ``run_timeout_margin``: Airflow's ``dagrun_timeout`` is the sum of all the above plus this
+      margin, a backstop that should never fire (when it does, Airflow skips the run's remaining
+      tasks and operations are alerted to settle the order).
+    """
+
+    workflow_timeout: timedelta = timedelta(hours=1)
+    ship_deadline: timedelta = timedelta(hours=24)
+    expedite_within: timedelta = timedelta(hours=1)
+    approval_timeout: timedelta = timedelta(hours=24)
+    approval_threshold: int = 100_000
+    dispatch_timeout: timedelta = timedelta(hours=24)
+    dispatch_poll_interval: timedelta = timedelta(seconds=60)
+    run_timeout_margin: timedelta = timedelta(hours=1)
+
+    def scaled(self, name: str, scale: float | None = None) -> timedelta:
+        value = getattr(self, name)
+        return value * (time_scale() if scale is None else scale)
+
+    def run_timeout(self, scale: float | None = None) -> timedelta:
+        """Airflow's ``dagrun_timeout``: every wait of an order at its longest, plus the margin."""
+        decisions = sum((p.decision_timeout for p in BUILTIN_POLICIES.values()), timedelta())
+        total = (
+            self.workflow_timeout
+            + self.approval_timeout
+            + self.dispatch_timeout
+            + decisions
+            + self.run_timeout_margin
+        )
+        return total * (time_scale() if scale is None else scale)
+
+
+_TIME_OPTIONS = {
+    "workflow_timeout": "workflow_timeout",
+    "ship_deadline": "ship_deadline",
+    "approval_timeout": "approval_timeout",
+    "dispatch_timeout": "dispatch_timeout",
+}
+
+
+def order_times() -> OrderTimes:
+    """The order-level limits with this deployment's ``[order_provider]`` settings (seconds)."""
+    from airflow.sdk.configuration import conf
+
+    changes: dict[str, Any] = {}
+    for option, name in _TIME_OPTIONS.items():
+        raw = conf.get(CONFIG_SECTION, option, fallback="") or ""
+        if raw.strip():
+            changes[name] = timedelta(seconds=float(raw))
+    threshold = conf.get(CONFIG_SECTION, "approval_threshold", fallback="") or ""
+    if threshold.strip():
+        changes["approval_threshold"] = int(threshold)
+    return replace(OrderTimes(), **changes)

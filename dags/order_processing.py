@@ -5,29 +5,38 @@ Trigger it from the UI's form (pre-filled with an example order) or through the 
 order as the run's conf. The services, retry policies and timeouts come from the
 ``airflow-order-provider`` package; see its README for the order's fields and the test values.
 
-When payment, inventory or shipping fails for good, ``plan_compensation`` undoes the steps that
-completed, latest first (cancel shipment, release inventory, refund payment), and ``cancel_order``
-records the cancelled order; the run ends failed. A confirmation email that never goes out does
-not undo the order: ``complete_order`` still runs, and operations are alerted.
+Orders above the approval threshold wait for a person in Required Actions after the payment.
+Once shipped, the order waits for the carrier's pickup in the triggerer, holding no worker slot.
+
+When a step fails for good (payment, approval, inventory, shipping, pickup), ``plan_compensation``
+undoes the steps that completed, latest first (cancel shipment, release inventory, refund
+payment), and ``cancel_order`` records the cancelled order; the run ends failed. A confirmation
+email that never goes out does not undo the order: ``complete_order`` still runs, and operations
+are alerted. Every time limit comes from ``airflow_order_provider.policies``.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param, TriggerRule
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule
 
 from airflow_order_provider.models import ORDER_ID_PATTERN
 from airflow_order_provider.notifications.alerts import OrderAlertNotifier
+from airflow_order_provider.notifications.deadline import order_missed_ship_deadline
+from airflow_order_provider.operators.approval import ApproveOrderOperator
 from airflow_order_provider.operators.inventory import ReleaseInventoryOperator, ReserveInventoryOperator
 from airflow_order_provider.operators.notification import SendOrderConfirmationOperator
 from airflow_order_provider.operators.order import (
     CancelOrderOperator,
+    CheckOrderValueOperator,
     CompleteOrderOperator,
     PlanCompensationOperator,
     ValidateOrderOperator,
 )
 from airflow_order_provider.operators.payment import ProcessPaymentOperator, RefundPaymentOperator
 from airflow_order_provider.operators.shipping import CancelShipmentOperator, ScheduleShipmentOperator
+from airflow_order_provider.policies import order_times
+from airflow_order_provider.sensors.shipping import WaitForDispatchSensor
 
 #: Notifiers called when a task fails for good. Add yours (Slack, SMTP...) to this list.
 ALERT_NOTIFIERS = [OrderAlertNotifier()]
@@ -50,6 +59,16 @@ def exhausted_mode(service: str) -> str:
     """Template for the order's own ``on_retries_exhausted`` choice for a service, if any."""
     return "{{ " + f"{_ORDER}['on_retries_exhausted'].get('{service}')" + " }}"
 
+
+#: The forward steps in order, each with its compensation (None: nothing to undo).
+STEPS = {
+    "process_payment": "refund_payment",
+    "approve_order": None,
+    "reserve_inventory": "release_inventory",
+    "schedule_shipment": "cancel_shipment",
+    "wait_for_dispatch": None,
+}
+TIMES = order_times()
 
 #: The order id where the order may not have been validated (the rollback path).
 ORDER_ID = "{{ " + f"({_ORDER} or {{}}).get('order_id')" + " }}"
@@ -85,7 +104,22 @@ with DAG(
     render_template_as_native_obj=True,
     tags=["orders"],
     doc_md=__doc__,
-    default_args={"owner": "orders", "on_failure_callback": ALERT_NOTIFIERS},
+    default_args={
+        "owner": "orders",
+        "on_failure_callback": ALERT_NOTIFIERS,
+        # every step checks the order's workflow clock; waits for a person or the carrier don't count
+        "workflow_timeout": "{{ " + f"{_ORDER}['workflow_timeout_seconds']" + " }}",
+        "workflow_clock_excludes": ["approve_order", "wait_for_dispatch"],
+    },
+    # A backstop that should never fire: every wait at its longest. When it does, Airflow skips the
+    # remaining tasks and this callback alerts operations to settle the order.
+    dagrun_timeout=TIMES.run_timeout(),
+    on_failure_callback=ALERT_NOTIFIERS,
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=TIMES.scaled("ship_deadline"),
+        callback=AsyncCallback(order_missed_ship_deadline, kwargs={"forward_steps": list(STEPS)}),
+    ),
     params={
         "order_id": Param(
             "ord-1001", type="string", pattern=ORDER_ID_PATTERN, title="Order id",
@@ -118,6 +152,10 @@ with DAG(
                       "pm_card_expired"],
             description="Test values of the reference payment service: see the README.",
         ),
+        "workflow_timeout_seconds": Param(
+            None, type=["null", "integer"], minimum=1, title="Workflow timeout (optional)",
+            description="Seconds this order's processing may take, if less than the deployment's.",
+        ),
         "on_retries_exhausted": Param(
             {}, type="object", title="On retries exhausted (optional)",
             description='Per service, for this order: compensate, pause or fail. Example: {"shipping": "pause"}',
@@ -136,12 +174,21 @@ with DAG(
         payment_method=order("payment_method"),
         on_retries_exhausted=exhausted_mode("payment"),
     )
+    check_order_value = CheckOrderValueOperator(
+        task_id="check_order_value",
+        total_amount=order("total_amount"),
+        approval_task_id="approve_order",
+        next_task_id="reserve_inventory",
+    )
+    approve_order = ApproveOrderOperator(task_id="approve_order", order=result("validate_order"))
     reserve_inventory = ReserveInventoryOperator(
         task_id="reserve_inventory",
         order_id=order("order_id"),
         items=order("items"),
         region="{{ " + f"{_ORDER}['shipping_address']['region']" + " }}",
         on_retries_exhausted=exhausted_mode("inventory"),
+        # after the approval when there is one; straight after the payment when it was skipped
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
     schedule_shipment = ScheduleShipmentOperator(
         task_id="schedule_shipment",
@@ -150,6 +197,11 @@ with DAG(
         address=order("shipping_address"),
         service_level=order("service_level"),
         on_retries_exhausted=exhausted_mode("shipping"),
+    )
+    wait_for_dispatch = WaitForDispatchSensor(
+        task_id="wait_for_dispatch",
+        order_id=order("order_id"),
+        shipment_id=result("schedule_shipment", "shipment_id"),
     )
     send_confirmation = SendOrderConfirmationOperator(
         task_id="send_confirmation",
@@ -168,8 +220,8 @@ with DAG(
         reservation=result("reserve_inventory"),
         shipment=result("schedule_shipment"),
         confirmation=result("send_confirmation"),
-        # Runs once shipping succeeded, whether or not the confirmation went out; a failed
-        # shipment leaves it upstream_failed, which fails the run.
+        # Runs once the carrier picked the order up, whether or not the confirmation went out; a
+        # failed shipment leaves it upstream_failed, which fails the run.
         trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
     )
 
@@ -177,11 +229,7 @@ with DAG(
     plan_compensation = PlanCompensationOperator(
         task_id="plan_compensation",
         order_id=ORDER_ID,
-        compensations={
-            "process_payment": "refund_payment",
-            "reserve_inventory": "release_inventory",
-            "schedule_shipment": "cancel_shipment",
-        },
+        steps=STEPS,
         cancel_task_id="cancel_order",
         trigger_rule=TriggerRule.ONE_FAILED,
     )
@@ -213,9 +261,10 @@ with DAG(
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
 
-    validate_order >> process_payment >> reserve_inventory >> schedule_shipment >> send_confirmation
-    [schedule_shipment, send_confirmation] >> complete_order
-    [process_payment, reserve_inventory, schedule_shipment] >> plan_compensation
+    validate_order >> process_payment >> check_order_value >> [approve_order, reserve_inventory]
+    approve_order >> reserve_inventory >> schedule_shipment >> wait_for_dispatch >> send_confirmation
+    [wait_for_dispatch, send_confirmation] >> complete_order
+    [process_payment, approve_order, reserve_inventory, schedule_shipment, wait_for_dispatch] >> plan_compensation
     # A compensation that fails for good stops the ones after it (upstream_failed) until it is fixed.
     plan_compensation >> cancel_shipment >> release_inventory >> refund_payment >> cancel_order
     plan_compensation >> [release_inventory, refund_payment, cancel_order]

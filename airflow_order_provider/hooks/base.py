@@ -9,13 +9,23 @@ field), sent as ``Authorization: Bearer <key>``. A plain URI connection works as
 
 The API key never reaches a log: Airflow masks connection passwords, and this hook logs neither
 headers nor request bodies.
+
+Every call has a synchronous form (:meth:`OrderServiceHook.call`, ``requests``, for tasks) and an
+asynchronous one (:meth:`OrderServiceHook.async_call`, ``aiohttp``, for triggers in the triggerer's
+event loop). Both send the same request to the same base URL with the same key and timeout, and
+both hand the answer to :meth:`OrderServiceHook.service_error`, so an answer means the same
+exception whichever path it came by.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json as jsonlib
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
+import aiohttp
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
@@ -45,6 +55,18 @@ class BearerTokenAuth(AuthBase):
         return "BearerTokenAuth(***)"
 
 
+@dataclass(frozen=True)
+class _AsyncTarget:
+    """Where and how the asynchronous path sends requests, read once from the connection."""
+
+    base_url: str
+    api_key: str | None
+    timeout: float
+
+    def __repr__(self) -> str:
+        return f"_AsyncTarget(base_url={self.base_url!r}, api_key=***, timeout={self.timeout!r})"
+
+
 class OrderServiceHook(HttpHook):
     """
     Base hook for an order service reached over HTTP.
@@ -64,6 +86,7 @@ class OrderServiceHook(HttpHook):
         super().__init__(http_conn_id=conn_id or self.default_conn_name, **kwargs)
         self.conn_id = self.http_conn_id
         self._timeout = timeout
+        self._async_target: _AsyncTarget | None = None
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -131,26 +154,130 @@ class OrderServiceHook(HttpHook):
         return response.json()
 
     def check_response(self, response: requests.Response, operation: str = "") -> None:  # type: ignore[override]
-        """Raise the exception that matches a non-2xx answer; the one place answers are judged."""
+        """Raise the exception that matches a non-2xx answer (judged by :meth:`service_error`)."""
         if response.status_code < 400:
             return
         try:
-            error = response.json().get("error") or {}
+            body = response.json()
         except ValueError:
-            error = {}
-        error_type = error.get("type") or f"HTTP{response.status_code}"
-        message = error.get("message") or response.reason or "no message"
-        if response.status_code >= 500 or response.status_code == 429:
+            body = None
+        raise self.service_error(response.status_code, body, response.reason, operation=operation)
+
+    def service_error(
+        self, status_code: int, body: Any, reason: str | None, *, operation: str = ""
+    ) -> OrderServiceError:
+        """
+        The exception that a non-2xx answer means; the one place answers are judged.
+
+        Shared by the synchronous and the asynchronous path: 5xx and 429 are transient
+        (:class:`ServiceUnavailableError`), any other 4xx is the service's own error type from
+        ``{"error": {"type", "message"}}`` (a :class:`BusinessRuleError` when the type is unknown).
+
+        :param status_code: the HTTP status, 400 or above.
+        :param body: the decoded JSON body, or None when it was not JSON.
+        :param reason: the HTTP reason phrase, for answers without a message.
+        """
+        error = body.get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        error_type = error.get("type") or f"HTTP{status_code}"
+        message = error.get("message") or reason or "no message"
+        if status_code >= 500 or status_code == 429:
             cls: type[OrderServiceError] = ServiceUnavailableError
         else:
             cls = SERVICE_ERROR_TYPES.get(error_type, BusinessRuleError)
-        raise cls(
+        return cls(
             message,
             service=self.service,
             operation=operation,
-            status_code=response.status_code,
+            status_code=status_code,
             error_type=error_type,
         )
+
+    # -- asynchronous calls (triggers) ----------------------------------------------------------
+
+    async def _async_connection_target(self) -> _AsyncTarget:
+        """
+        Read the connection without blocking the event loop, once per hook.
+
+        ``BaseHook.aget_connection`` and ``Connection.aextra_dejson`` mask the connection's secrets
+        asynchronously (Airflow 3.3.2+); their synchronous forms would block the triggerer's loop
+        on the supervisor. The base URL is built as :meth:`HttpHook._set_base_url` builds it
+        (host, or a host that is already a URL; scheme default ``http``; port); SRV lookup is not
+        supported on this path.
+        """
+        if self._async_target is None:
+            connection = await self.aget_connection(self.conn_id)
+            extra = await connection.aextra_dejson() if connection.extra else {}
+            host = connection.host or self.default_host
+            schema = connection.schema or "http"
+            if "://" in host:
+                base_url = host
+            else:
+                base_url = f"{schema}://{host}" if host else f"{schema}://"
+            if connection.port:
+                base_url = f"{base_url}:{connection.port}"
+            if self._timeout is not None:
+                timeout = self._timeout
+            else:
+                timeout = float(extra.get("timeout") or DEFAULT_REQUEST_TIMEOUT)
+            self._async_target = _AsyncTarget(
+                base_url=base_url, api_key=connection.password or None, timeout=timeout
+            )
+        return self._async_target
+
+    async def async_call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        operation: str,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """
+        The asynchronous form of :meth:`call`, for triggers: same request, same exceptions.
+
+        :param operation: business name of the call, for messages (``get shipment``...).
+        :param idempotency_key: sent as ``Idempotency-Key``; a triggerer restart may send the
+            same request twice, so every mutating call needs one.
+        """
+        target = await self._async_connection_target()
+        url = f"{target.base_url.rstrip('/')}/{endpoint.lstrip('/')}"
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if target.api_key:
+            headers["Authorization"] = f"Bearer {target.api_key}"
+        self.log.info(
+            "%s %s: %s %s%s",
+            self.service,
+            operation,
+            method,
+            endpoint,
+            f" (Idempotency-Key {idempotency_key})" if idempotency_key else "",
+        )
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=target.timeout)) as session:
+                async with session.request(method, url, json=json, params=params, headers=headers) as response:
+                    status_code, reason = response.status, response.reason
+                    raw = await response.read()
+        # aiohttp's read timeouts are also ClientConnectionErrors: test for a timeout first.
+        except asyncio.TimeoutError as exc:
+            raise ServiceTimeoutError(
+                f"no answer within {target.timeout:g} s", service=self.service, operation=operation
+            ) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise ServiceConnectionError(
+                f"cannot reach {target.base_url}: {type(exc).__name__}",
+                service=self.service,
+                operation=operation,
+            ) from exc
+        if status_code >= 400:
+            try:
+                body = jsonlib.loads(raw)
+            except ValueError:
+                body = None
+            raise self.service_error(status_code, body, reason, operation=operation)
+        return jsonlib.loads(raw)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the base URL and the API key against the service's audit endpoint."""

@@ -62,3 +62,7 @@ class ShippingHook(OrderServiceHook):
     def get_shipment(self, shipment_id: str) -> dict[str, Any]:
         """The shipment and its status: ``scheduled``, ``dispatched`` or ``cancelled``."""
         return self.call("GET", f"/shipping/shipments/{shipment_id}", operation="get shipment")
+
+    async def async_get_shipment(self, shipment_id: str) -> dict[str, Any]:
+        """The asynchronous form of :meth:`get_shipment`, for triggers: same answer, same errors."""
+        return await self.async_call("GET", f"/shipping/shipments/{shipment_id}", operation="get shipment")

@@ -9,15 +9,23 @@ notifier (Slack, SMTP...) next to it in the DAG's ``on_failure_callback`` list.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_order_provider.exceptions import InvalidOrderError, StepAbandonedError
+from airflow_order_provider.exceptions import (
+    InvalidOrderError,
+    OrderRejectedError,
+    StepAbandonedError,
+    WorkflowTimeoutError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,12 +69,31 @@ def describe_alert(context: Context) -> OrderAlert | None:
     error = context.get("exception")
     order_id = _order_id(context)
     task_id = getattr(task, "task_id", "unknown task")
-    run_id = getattr(context.get("dag_run"), "run_id", "")
+    run_id = getattr(context.get("dag_run"), "run_id", "") or context.get("run_id", "")
     tries = getattr(ti, "try_number", None)
     message = f"{type(error).__name__}: {error}" if error else "see the task log"
 
-    if isinstance(error, InvalidOrderError):
+    if "reason" in context and context["reason"] != "timed_out":
+        return None  # the DAG's own callback for a run that failed: its tasks alerted already
+    if context.get("reason") == "timed_out":
+        # The DAG's own callback: Airflow's dagrun_timeout, the backstop, fired.
+        return OrderAlert(
+            order_id=order_id, task_id="(run)", severity="critical", manual_intervention=True,
+            subject=f"MANUAL INTERVENTION NEEDED: order {order_id}: its run timed out",
+            body=(
+                f"The run {run_id} of order {order_id} hit Airflow's dagrun_timeout, which skipped its "
+                "remaining tasks, compensations included. Clear the task plan_compensation of that run "
+                "in the Airflow UI to compensate what completed, or settle the order by hand."
+            ),
+        )
+    if isinstance(error, (InvalidOrderError, OrderRejectedError)):
         return None
+    if isinstance(error, WorkflowTimeoutError):
+        return OrderAlert(
+            order_id=order_id, task_id=task_id, severity="warning",
+            subject=f"Order {order_id} timed out at {task_id}",
+            body=f"{error}. The completed steps are being compensated (run {run_id}).",
+        )
     if isinstance(task, OrderCompensationOperator):
         return OrderAlert(
             order_id=order_id,
@@ -129,36 +156,57 @@ class OrderAlertNotifier(BaseNotifier):
         self.alert_email = alert_email
         self.conn_id = conn_id
 
-    def _recipient(self) -> str:
-        if self.alert_email is not None:
-            return self.alert_email
-        from airflow.sdk.configuration import conf
-
-        return conf.get("order_provider", "alert_email", fallback="ops@example.com") or ""
-
     def notify(self, context: Context) -> None:
         alert = describe_alert(context)
         if alert is None:
             self.log.info("Order task failed as business as usual: no alert")
             return
         self.log.error("ORDER ALERT [%s] %s\n%s", alert.severity, alert.subject, alert.body)
-        recipient = self._recipient()
+        recipient = alert_recipient(self.alert_email)
         if recipient:
             self._email(context, alert, recipient)
 
     def _email(self, context: Context, alert: OrderAlert, recipient: str) -> None:
-        from airflow_order_provider.hooks.notification import NotificationHook
-
         ti: Any = context.get("ti")
         try_number = getattr(ti, "try_number", 0)
-        run_id = getattr(context.get("dag_run"), "run_id", "")
-        try:
-            NotificationHook(conn_id=self.conn_id).send_email(
-                order_id=alert.order_id,
-                to=recipient,
-                subject=alert.subject,
-                body=alert.body,
-                idempotency_key=f"{alert.order_id}:alert.{run_id}.{alert.task_id}.{try_number}",
-            )
-        except Exception as exc:  # an alert that cannot be emailed is still in the log
-            self.log.error("The alert could not be emailed to %s: %s", recipient, exc)
+        run_id = getattr(context.get("dag_run"), "run_id", "") or context.get("run_id", "")
+        send_alert_email(
+            order_id=alert.order_id,
+            subject=alert.subject,
+            body=alert.body,
+            idempotency_key=f"{alert.order_id}:alert.{run_id}.{alert.task_id}.{try_number}",
+            alert_email=recipient,
+            conn_id=self.conn_id,
+        )
+
+
+def alert_recipient(alert_email: str | None = None) -> str:
+    """``alert_email`` if given, else ``[order_provider] alert_email``; empty means log only."""
+    if alert_email is not None:
+        return alert_email
+    from airflow.sdk.configuration import conf
+
+    return conf.get("order_provider", "alert_email", fallback="ops@example.com") or ""
+
+
+def send_alert_email(
+    *,
+    order_id: str,
+    subject: str,
+    body: str,
+    idempotency_key: str,
+    alert_email: str | None = None,
+    conn_id: str | None = None,
+) -> None:
+    """Email an alert to operations through the notification service; never raises."""
+    from airflow_order_provider.hooks.notification import NotificationHook
+
+    recipient = alert_recipient(alert_email)
+    if not recipient:
+        return
+    try:
+        NotificationHook(conn_id=conn_id).send_email(
+            order_id=order_id, to=recipient, subject=subject, body=body, idempotency_key=idempotency_key
+        )
+    except Exception as exc:  # an alert that cannot be emailed is still in the log
+        log.error("The alert could not be emailed to %s: %s", recipient, exc)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,8 +22,15 @@ from airflow_order_provider.exceptions import (
     StepAbandonedError,
     StepFailedError,
     TransientServiceError,
+    WorkflowTimeoutError,
 )
-from airflow_order_provider.policies import EXHAUSTED_MODES, ServicePolicy, policy_for
+from airflow_order_provider.policies import (
+    EXHAUSTED_MODES,
+    ServicePolicy,
+    order_times,
+    policy_for,
+    time_scale,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -97,6 +104,19 @@ class OrderServiceOperator(BaseOperator):
     def idempotency_key(self) -> str:
         return idempotency_key(self.order_id, self.action)
 
+    def ship_deadline_near(self, context: Context) -> bool:
+        """Whether less than ``expedite_within`` is left before the order's ship deadline."""
+        dag_run = context.get("dag_run")
+        if dag_run is None:  # called outside a DAG run: no order clock
+            return False
+        times = order_times()
+        started = dag_run.start_date or dag_run.run_after
+        left = started + times.scaled("ship_deadline") - datetime.now(timezone.utc)
+        near = left < times.scaled("expedite_within")
+        if near:
+            self.log.warning("Order %s must ship within %s: expediting", self.order_id, left)
+        return near
+
     def _next_try_window(self, try_number: int) -> tuple[float, float]:
         """Seconds until Airflow's next try, as its backoff computes them (with its jitter)."""
         delay = self.retry_delay.total_seconds()
@@ -126,15 +146,33 @@ class OrderStepOperator(OrderServiceOperator):
     person to choose *retry*, *compensate* or *abandon*; no answer within the policy's
     ``decision_timeout`` counts as *compensate*.
 
+    Before calling, the step checks the order's workflow clock: past the workflow timeout
+    (:class:`~airflow_order_provider.policies.OrderTimes`), it fails with
+    :class:`~airflow_order_provider.exceptions.WorkflowTimeoutError` instead, and the completed
+    steps are compensated.
+
     :param on_retries_exhausted: ``compensate``, ``pause`` or ``fail``; empty or None for the
         policy table's. (templated)
+    :param workflow_timeout: the order's own workflow timeout in seconds, if shorter than the
+        deployment's; empty or None for the deployment's. (templated)
+    :param workflow_clock_excludes: tasks whose wait (their result's ``waited_seconds``) does not
+        count against the workflow timeout: the approval, the carrier's pickup.
     """
 
-    template_fields: Sequence[str] = ("order_id", "on_retries_exhausted")
+    template_fields: Sequence[str] = ("order_id", "on_retries_exhausted", "workflow_timeout")
 
-    def __init__(self, *, on_retries_exhausted: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        on_retries_exhausted: str | None = None,
+        workflow_timeout: int | str | None = None,
+        workflow_clock_excludes: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.on_retries_exhausted = on_retries_exhausted
+        self.workflow_timeout = workflow_timeout
+        self.workflow_clock_excludes = list(workflow_clock_excludes)
 
     @property
     def exhausted_mode(self) -> str:
@@ -152,14 +190,39 @@ class OrderStepOperator(OrderServiceOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         mode = self.exhausted_mode
         try:
+            self.check_workflow_clock(context)
             return self.call_service(context)
-        except (OrderServiceError, AirflowTaskTimeout) as error:
+        except (OrderServiceError, AirflowTaskTimeout, WorkflowTimeoutError) as error:
             self._record_failure(context, error, mode)
             raise
 
+    def workflow_time_left(self, context: Context) -> timedelta:
+        """The order's workflow timeout less the time it has used (waits excluded)."""
+        limit = order_times().workflow_timeout
+        if self.workflow_timeout not in (None, ""):
+            limit = min(limit, timedelta(seconds=float(self.workflow_timeout)))
+        limit = limit * time_scale()
+        dag_run = context["dag_run"]
+        started = dag_run.start_date or dag_run.run_after
+        ti = context["ti"]
+        waited = sum(
+            float((ti.xcom_pull(task_ids=task_id) or {}).get("waited_seconds") or 0)
+            for task_id in self.workflow_clock_excludes
+        )
+        used = datetime.now(timezone.utc) - started - timedelta(seconds=waited)
+        return limit - used
+
+    def check_workflow_clock(self, context: Context) -> None:
+        left = self.workflow_time_left(context)
+        if left <= timedelta(0):
+            raise WorkflowTimeoutError(
+                f"order {self.order_id} ran past its workflow timeout ({-left.total_seconds():.1f} s over)"
+                f" before {self.task_id}"
+            )
+
     def _record_failure(self, context: Context, error: BaseException, mode: str) -> None:
         ti = context["ti"]
-        never_retried = self.policy.is_never_retried(error)
+        never_retried = self.policy.is_never_retried(error) or isinstance(error, AirflowFailException)
         final = never_retried or ti.try_number > self.retries
         error_type = getattr(error, "error_type", type(error).__name__)
         failure = {

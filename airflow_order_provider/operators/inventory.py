@@ -20,7 +20,8 @@ class ReserveInventoryOperator(OrderStepOperator):
     :param order_id: the order. (templated)
     :param items: ``[{"sku": ..., "quantity": ...}, ...]``. (templated)
     :param region: the shipping region, which picks the warehouse. (templated)
-    :param priority: ``normal`` or ``high``. (templated)
+    :param priority: ``normal`` or ``high``; empty or None for ``normal``, or ``high`` when the
+        order's ship deadline is near. (templated)
     :param conn_id: inventory service connection (default ``order_inventory_default``).
     """
 
@@ -29,7 +30,7 @@ class ReserveInventoryOperator(OrderStepOperator):
     template_fields: Sequence[str] = (*OrderStepOperator.template_fields, "items", "region", "priority")
 
     def __init__(
-        self, *, items: list[dict[str, Any]] | str, region: str, priority: str = "normal", **kwargs: Any
+        self, *, items: list[dict[str, Any]] | str, region: str, priority: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.items = items
@@ -41,7 +42,7 @@ class ReserveInventoryOperator(OrderStepOperator):
             order_id=self.order_id,
             items=list(self.items),
             region=self.region,
-            priority=self.priority,
+            priority=self.priority or ("high" if self.ship_deadline_near(context) else "normal"),
             idempotency_key=self.idempotency_key,
         )
         self.log.info("Reserved stock for order %s: %s", self.order_id, reservation["reservation_id"])

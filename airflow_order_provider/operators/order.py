@@ -21,6 +21,7 @@ from airflow_order_provider.operators.base import (
     FAILURE_KEY,
     OrderCompensationOperator,
 )
+from airflow_order_provider.policies import order_times
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -65,18 +66,19 @@ class PlanCompensationOperator(BaseBranchOperator):
     """
     When a forward step fails for good, choose the compensations to run, latest step first.
 
-    The forward steps run in a chain, so the steps that completed are those with a result, and
-    the first one without a result is the one that failed. Each completed step is undone. The
-    failed step is undone too when its last call may have been carried out without an answer
-    coming back (a timeout, a worker that died): the planner asks the service whether the order
-    has anything live there. A step refused outright (a declined card), or a call the service
-    did not carry out (a 5xx, a refused connection), left nothing to undo.
+    Each forward step that completed (it has a result) and has a compensation is undone. The
+    failed step is the first one Airflow shows as failed; it is undone too when its last call may
+    have been carried out without an answer coming back (a timeout, a worker that died): the
+    planner asks the service whether the order has anything live there. A step refused outright
+    (a declined card), or a call the service did not carry out (a 5xx, a refused connection),
+    left nothing to undo.
 
     Nothing is undone when the failed step's ``on_retries_exhausted`` is ``fail``, or a person
     chose to abandon the order.
 
     :param order_id: the order. (templated)
-    :param compensations: forward step task id -> its compensation task id, in forward order.
+    :param steps: the forward steps in order, each mapped to its compensation task id, or None
+        for a step with nothing to undo (an approval, a wait).
     :param cancel_task_id: the task that records the cancelled order, run after the compensations.
     :param order_task_id: the task whose result is the validated order; without it, the order
         never started and there is nothing to compensate.
@@ -89,28 +91,31 @@ class PlanCompensationOperator(BaseBranchOperator):
         self,
         *,
         order_id: str,
-        compensations: dict[str, str],
+        steps: dict[str, str | None],
         cancel_task_id: str,
         order_task_id: str = "validate_order",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.order_task_id = order_task_id
         self.order_id = order_id
-        self.compensations = dict(compensations)
+        self.steps = dict(steps)
         self.cancel_task_id = cancel_task_id
+        self.order_task_id = order_task_id
+
+    def _states(self, context: Context) -> dict[str, str | None]:
+        ti = context["ti"]
+        found = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=list(self.steps))
+        return dict(found.get(ti.run_id, {}))
 
     def choose_branch(self, context: Context) -> list[str]:
         ti = context["ti"]
         if ti.xcom_pull(task_ids=self.order_task_id) is None:
             raise AirflowSkipException("The order was never validated: no step ran, nothing to compensate")
-        completed: list[str] = []
-        failed_step = None
-        for step in self.compensations:
-            if ti.xcom_pull(task_ids=step) is None:
-                failed_step = step
-                break
-            completed.append(step)
+        states = self._states(context)
+        completed = [step for step in self.steps if ti.xcom_pull(task_ids=step) is not None]
+        failed = [step for step in self.steps if states.get(step) == "failed"]
+        missing = [step for step in self.steps if step not in completed and states.get(step) != "skipped"]
+        failed_step = (failed or missing or [None])[0]
         if failed_step is None:
             self.log.info("Every step of order %s completed: nothing to compensate", self.order_id)
             return []
@@ -136,14 +141,14 @@ class PlanCompensationOperator(BaseBranchOperator):
         elif failure.get("on_retries_exhausted") == "fail" and not failure.get("never_retried"):
             plan["outcome"] = "failed"
         else:
-            to_undo = list(reversed(completed))
+            to_undo = [step for step in reversed(completed) if self.steps[step]]
             # No failure record (the worker died) or no answer (a timeout): the call may have taken
             # effect at the service. Ask it; if it cannot say, let the compensation find out.
-            if not failure or failure.get("ambiguous"):
+            if self.steps.get(failed_step) and (not failure or failure.get("ambiguous")):
                 if self._may_have_taken_effect(failed_step):
                     to_undo.insert(0, failed_step)
             plan["outcome"] = "cancelled"
-            plan["compensations"] = [self.compensations[step] for step in to_undo]
+            plan["compensations"] = [self.steps[step] for step in to_undo]
 
         ti.xcom_push(key=PLAN_KEY, value=plan)
         if plan["outcome"] != "cancelled":
@@ -166,10 +171,48 @@ class PlanCompensationOperator(BaseBranchOperator):
         return bool(live)
 
     def _compensation(self, step: str) -> OrderCompensationOperator:
-        task = self.dag.get_task(self.compensations[step])
+        task = self.dag.get_task(self.steps[step])
         if not isinstance(task, OrderCompensationOperator):
             raise TypeError(f"{task.task_id} is not an OrderCompensationOperator")
         return task
+
+
+class CheckOrderValueOperator(BaseBranchOperator):
+    """
+    Send high-value orders to approval; the others go straight on.
+
+    :param total_amount: the order's total in minor units. (templated)
+    :param approval_task_id: the approval task, for orders above the threshold.
+    :param next_task_id: the step after the approval, which every order takes.
+    :param threshold: orders above it need approval; defaults to ``[order_provider]
+        approval_threshold`` (100000).
+    """
+
+    template_fields: Sequence[str] = ("total_amount",)
+    ui_color = "#f0f0f0"
+
+    def __init__(
+        self,
+        *,
+        total_amount: int | str,
+        approval_task_id: str,
+        next_task_id: str,
+        threshold: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.total_amount = total_amount
+        self.approval_task_id = approval_task_id
+        self.next_task_id = next_task_id
+        self.threshold = threshold
+
+    def choose_branch(self, context: Context) -> list[str]:
+        threshold = self.threshold if self.threshold is not None else order_times().approval_threshold
+        if int(self.total_amount) > threshold:
+            self.log.info("Total %s is above %s: the order needs approval", self.total_amount, threshold)
+            return [self.approval_task_id, self.next_task_id]
+        self.log.info("Total %s is at or below %s: no approval needed", self.total_amount, threshold)
+        return [self.next_task_id]
 
 
 class CancelOrderOperator(BaseOperator):

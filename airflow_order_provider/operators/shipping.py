@@ -23,7 +23,8 @@ class ScheduleShipmentOperator(OrderStepOperator):
     :param order_id: the order. (templated)
     :param reservation_id: the inventory reservation being shipped. (templated)
     :param address: the shipping address. (templated)
-    :param service_level: ``standard`` or ``express``. (templated)
+    :param service_level: ``standard`` or ``express``; ``express`` anyway when the order's ship
+        deadline is near. (templated)
     :param conn_id: shipping service connection (default ``order_shipping_default``).
     """
 
@@ -50,7 +51,7 @@ class ScheduleShipmentOperator(OrderStepOperator):
             order_id=self.order_id,
             reservation_id=self.reservation_id,
             address=dict(self.address),
-            service_level=self.service_level,
+            service_level="express" if self.ship_deadline_near(context) else self.service_level,
             idempotency_key=self.idempotency_key,
         )
         self.log.info(

@@ -49,7 +49,8 @@ def test_construction_touches_no_connection():
 
 def test_templated_fields_are_the_business_arguments():
     assert set(ProcessPaymentOperator.template_fields) == {
-        "order_id", "customer_id", "amount", "currency", "payment_method", "on_retries_exhausted"}
+        "order_id", "customer_id", "amount", "currency", "payment_method", "on_retries_exhausted",
+        "workflow_timeout"}
     assert "address" in ScheduleShipmentOperator.template_fields
     assert "shipment" in SendOrderConfirmationOperator.template_fields
 
@@ -66,17 +67,17 @@ def test_hook_is_cached(service_connections):
 
 
 def test_steps_and_compensations_against_the_services(service_connections, order_id):
-    payment = payment_op(order_id).execute({})
+    payment = payment_op(order_id).call_service({})
     assert set(payment) == {"payment_id", "amount", "currency", "status", "transaction_ref"}
     reservation = ReserveInventoryOperator(
-        task_id="reserve", order_id=order_id, items=ITEMS, region="eu-west").execute({})
+        task_id="reserve", order_id=order_id, items=ITEMS, region="eu-west").call_service({})
     shipment = ScheduleShipmentOperator(
         task_id="ship", order_id=order_id, reservation_id=reservation["reservation_id"],
-        address=ADDRESS, service_level="express").execute({})
+        address=ADDRESS, service_level="express").call_service({})
     assert shipment["service_level"] == "express" and shipment["tracking_number"]
     confirmation = SendOrderConfirmationOperator(
         task_id="confirm", order_id=order_id, customer_email="ada@example.com", items=ITEMS,
-        total_amount=2500, currency="USD", shipment=shipment).execute({})
+        total_amount=2500, currency="USD", shipment=shipment).call_service({})
     assert confirmation["status"] == "queued"
     email = service_connections.get(f"/notification/outbox?order_id={order_id}")["messages"][0]
     assert shipment["tracking_number"] in email["body"] and "25.00 USD" in email["body"]
@@ -98,7 +99,7 @@ def test_steps_and_compensations_against_the_services(service_connections, order
 
 
 def test_running_a_step_twice_changes_nothing_twice(service_connections, order_id):
-    assert payment_op(order_id).execute({}) == payment_op(order_id).execute({})
+    assert payment_op(order_id).call_service({}) == payment_op(order_id).call_service({})
     assert ledger(service_connections, order_id) == [("payment", "charge", "succeeded")]
 
 

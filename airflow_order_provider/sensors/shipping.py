@@ -1,0 +1,190 @@
+"""Waiting for the carrier to pick up a shipment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_order_provider.exceptions import BusinessRuleError, OrderServiceError, TransientServiceError
+from airflow_order_provider.policies import order_times
+from airflow_order_provider.triggers.shipping import (
+    DISPATCHED,
+    ShipmentDispatchedTrigger,
+    dispatch_problem,
+    dispatch_summary,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_order_provider.hooks.shipping import ShippingHook
+
+#: The poll interval is never below this, however small ``time_scale`` is.
+MIN_POLL_INTERVAL = timedelta(seconds=1)
+
+
+class ShipmentNotDispatchedError(OrderServiceError, AirflowFailException):
+    """
+    The shipment will never be dispatched: it was cancelled, does not exist, belongs to another
+    order, or the shipping service refuses to say (e.g. a wrong API key). No retry can fix it.
+    """
+
+
+def default_dispatch_timeout() -> timedelta:
+    """``dispatch_timeout`` of :class:`~airflow_order_provider.policies.OrderTimes`, scaled."""
+    return order_times().scaled("dispatch_timeout")
+
+
+def default_poll_interval() -> timedelta:
+    return max(order_times().scaled("dispatch_poll_interval"), MIN_POLL_INTERVAL)
+
+
+def _waited_seconds(context: Context) -> float:
+    started = getattr(context.get("ti"), "start_date", None)
+    return (datetime.now(timezone.utc) - started).total_seconds() if started else 0.0
+
+
+class WaitForDispatchSensor(BaseSensorOperator):
+    """
+    Wait until the carrier has picked up the order's shipment.
+
+    A pickup takes hours, so the sensor is deferrable by default, whatever
+    ``[operators] default_deferrable`` says: it asks the shipping service once and, unless the
+    shipment is already dispatched, hands the wait to the triggerer
+    (:class:`~airflow_order_provider.triggers.shipping.ShipmentDispatchedTrigger`) and holds no
+    worker slot. With ``deferrable=False`` it pokes from a worker instead (use
+    ``mode="reschedule"`` to free the slot between pokes).
+
+    Transient trouble at the service (5xx, 429, timeouts) only means "ask again later". A cancelled
+    or unknown shipment, one of another order, or a refused request fails the task with
+    :class:`ShipmentNotDispatchedError`, never retried; no pickup within ``timeout`` fails it with
+    Airflow's ``AirflowSensorTimeout``.
+
+    Pushes ``{"shipment_id", "order_id", "tracking_number", "carrier", "status": "dispatched",
+    "dispatched_at"}``.
+
+    :param order_id: the order. (templated)
+    :param shipment_id: the shipment to wait for. (templated)
+    :param conn_id: shipping service connection (default ``order_shipping_default``).
+    :param poll_interval: time between two questions to the service (``timedelta`` or seconds);
+        default 60 s scaled by ``[order_provider] time_scale``, never below 1 s. Airflow's
+        ``poke_interval`` is accepted as another name for it.
+    :param timeout: how long to wait for the pickup (``timedelta`` or seconds); default 24 h
+        scaled by ``[order_provider] time_scale``.
+    :param deferrable: wait in the triggerer (default True).
+    """
+
+    template_fields: Sequence[str] = ("order_id", "shipment_id")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        order_id: str,
+        shipment_id: str,
+        conn_id: str | None = None,
+        poll_interval: timedelta | float | None = None,
+        timeout: timedelta | float | None = None,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        poke_interval = kwargs.pop("poke_interval", None)
+        if poll_interval is not None and poke_interval is not None:
+            raise ValueError("Give poll_interval or poke_interval, not both: they are the same setting")
+        interval = poll_interval if poll_interval is not None else poke_interval
+        super().__init__(
+            poke_interval=interval if interval is not None else default_poll_interval(),
+            timeout=timeout if timeout is not None else default_dispatch_timeout(),
+            **kwargs,
+        )
+        self.order_id = order_id
+        self.shipment_id = shipment_id
+        self.conn_id = conn_id
+        self.poll_interval = float(self.poke_interval)
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> ShippingHook:
+        """The shipping hook, created on first use (at run time, never at parse time)."""
+        from airflow_order_provider.hooks.shipping import ShippingHook
+
+        return ShippingHook(conn_id=self.conn_id)
+
+    def _not_dispatched(self, message: str, **details: Any) -> ShipmentNotDispatchedError:
+        details.setdefault("service", "shipping")
+        details.setdefault("operation", "wait for dispatch")
+        return ShipmentNotDispatchedError(message, **details)
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """Ask once: a truthy ``PokeReturnValue`` (with the XCom) when dispatched, else False."""
+        try:
+            shipment = self.hook.get_shipment(self.shipment_id)
+        except TransientServiceError as error:
+            self.log.warning(
+                "Shipment %s of order %s: %s; asking again in %g s",
+                self.shipment_id, self.order_id, error, self.poll_interval,
+            )
+            return False
+        except BusinessRuleError as error:
+            raise self._not_dispatched(
+                error.message, status_code=error.status_code, error_type=error.error_type
+            ) from error
+        problem = dispatch_problem(shipment, self.order_id)
+        if problem:
+            raise self._not_dispatched(problem)
+        if shipment.get("status") == DISPATCHED:
+            summary = dispatch_summary(shipment)
+            self.log.info(
+                "Shipment %s of order %s was dispatched at %s",
+                self.shipment_id, self.order_id, summary["dispatched_at"],
+            )
+            return PokeReturnValue(is_done=True, xcom_value=summary)
+        self.log.info(
+            "Shipment %s of order %s is %s, carrier pickup planned at %s",
+            self.shipment_id, self.order_id, shipment.get("status"), shipment.get("dispatch_at"),
+        )
+        return False
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        if not self.deferrable:
+            summary = super().execute(context)
+            return {**summary, "waited_seconds": _waited_seconds(context)} if summary else summary
+        done = self.poke(context)
+        if done:
+            summary = done.xcom_value if isinstance(done, PokeReturnValue) else None
+            return {**summary, "waited_seconds": _waited_seconds(context)} if summary else summary
+        self.log.info(
+            "Waiting up to %s for the carrier to pick up shipment %s of order %s, in the triggerer",
+            timedelta(seconds=self.timeout), self.shipment_id, self.order_id,
+        )
+        self.defer(
+            trigger=ShipmentDispatchedTrigger(
+                shipment_id=self.shipment_id,
+                order_id=self.order_id,
+                conn_id=self.conn_id,
+                poll_interval=self.poll_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Turn the trigger's event into the pickup's summary, or a clear failure."""
+        if event.get("status") == DISPATCHED:
+            summary = dispatch_summary(event.get("shipment") or {})
+            self.log.info(
+                "Shipment %s of order %s was dispatched at %s",
+                self.shipment_id, self.order_id, summary["dispatched_at"],
+            )
+            # the workflow clock leaves the carrier's time out (see OrderStepOperator)
+            return {**summary, "waited_seconds": _waited_seconds(context)}
+        raise self._not_dispatched(
+            event.get("message") or f"unexpected event from the trigger: {event!r}",
+            status_code=event.get("status_code"),
+            error_type=event.get("error_type"),
+        )
