@@ -18,8 +18,9 @@ are alerted. Every time limit comes from ``airflow_order_provider.policies``.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, Param, TriggerRule
 
+from airflow_order_provider.deadlines import OrderPlacedAt
 from airflow_order_provider.models import ORDER_ID_PATTERN
 from airflow_order_provider.notifications.alerts import OrderAlertNotifier
 from airflow_order_provider.notifications.deadline import order_missed_ship_deadline
@@ -116,7 +117,7 @@ with DAG(
     dagrun_timeout=TIMES.run_timeout(),
     on_failure_callback=ALERT_NOTIFIERS,
     deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        reference=OrderPlacedAt(),
         interval=TIMES.scaled("ship_deadline"),
         callback=AsyncCallback(order_missed_ship_deadline, kwargs={"forward_steps": list(STEPS)}),
     ),

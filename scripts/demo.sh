@@ -5,6 +5,9 @@
 #   make demo                                   # or: bash scripts/demo.sh
 #   AIRFLOW_PORT=8081 ORDER_SERVICES_PORT=8701 make demo
 #
+# Airflow gets the settings this project ships for a deployment (timeouts, orders in flight) from
+# deploy/airflow-order.env, in both modes; a variable already set in the environment wins.
+#
 # State lives in .demo/ (SQLite databases, API key, AIRFLOW_HOME=.demo/airflow, logs); delete the
 # folder to start from scratch.
 #
@@ -116,6 +119,28 @@ wait_http() {  # wait_http URL SECONDS NAME PID
 wait_http "$SERVICES_URL/health" 60 "order-services" "$SERVICES_PID"
 
 # --- Airflow ----------------------------------------------------------------------------------
+# The settings this project ships for a deployment (timeouts, orders in flight): deploy/airflow-order.env.
+# A variable already set in the environment wins, e.g.
+#   AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=60 make demo
+DEPLOY_ENV_FILE="$ROOT/deploy/airflow-order.env"
+load_env_file() {  # load_env_file FILE: export its KEY=value lines (no eval: values are taken verbatim)
+    local file="$1" line key value n=0
+    [[ -r "$file" ]] || { echo "error: $file is missing" >&2; return 1; }
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        n=$((n + 1))
+        line="${line%$'\r'}"
+        [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+        if [[ ! "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
+            echo "error: $file:$n is not KEY=value: $line" >&2
+            return 1
+        fi
+        key="${BASH_REMATCH[1]}" value="${BASH_REMATCH[2]}"
+        [[ -n "${!key+set}" ]] || export "$key=$value"
+    done <"$file"
+}
+load_env_file "$DEPLOY_ENV_FILE"
+echo "Loaded the deployment settings of deploy/airflow-order.env"
+
 export AIRFLOW_HOME="$DEMO_DIR/airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False

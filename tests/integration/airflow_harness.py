@@ -91,6 +91,24 @@ def report(config: Any, text: str) -> None:
         terminal.write_line(f"\n[e2e] {text}")
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``{KEY: value}`` of a plain env file (``deploy/airflow-order.env``): ``KEY=value`` lines, ``#`` comments.
+
+    Values are taken verbatim (no quotes, no expansion), as docker's ``--env-file`` and
+    ``scripts/demo.sh`` read them; any other line is an error.
+    """
+    values: dict[str, str] = {}
+    for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", line)
+        if match is None:
+            raise HarnessError(f"{path}:{number} is not KEY=value: {raw!r}")
+        values[match.group(1)] = match.group(2)
+    return values
+
+
 # --------------------------------------------------------------------------------------------
 # PostgreSQL
 # --------------------------------------------------------------------------------------------
@@ -202,6 +220,56 @@ def _group_members(pgid: int) -> list[int]:
         if pgrp == pgid and state != "Z":
             members.append(int(entry))
     return members
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """What /proc says about one process."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    state: str  # R, S, D, Z (zombie), T...
+    cmdline: str  # the process title (setproctitle changes it), arguments joined by spaces
+
+
+def process_info(pid: int) -> ProcessInfo | None:
+    """The process ``pid`` from /proc, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("utf-8", errors="replace")
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().replace(b"\0", b" ").decode("utf-8", errors="replace").strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = stat[stat.rfind(")") + 2 :].split()
+    return ProcessInfo(pid=pid, ppid=int(rest[1]), pgid=int(rest[2]), state=rest[0], cmdline=cmdline)
+
+
+def process_ancestry(pid: int) -> list[ProcessInfo]:
+    """``pid`` and its ancestors up to init, nearest first (stops where /proc has no entry)."""
+    chain: list[ProcessInfo] = []
+    seen: set[int] = set()
+    while pid > 0 and pid not in seen:
+        seen.add(pid)
+        info = process_info(pid)
+        if info is None:
+            break
+        chain.append(info)
+        pid = info.ppid
+    return chain
+
+
+def wait_until_dead(pid: int, timeout: float = 10.0) -> bool:
+    """Wait until ``pid`` is gone or a zombie (dead, not yet reaped); True if it is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = process_info(pid)
+        if info is None or info.state in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 _LIVE_PROCESSES: set[ManagedProcess] = set()
@@ -472,6 +540,24 @@ class AirflowClient:
             if time.monotonic() > deadline:
                 raise HarnessError(f"{task_id} of {dag_id}/{run_id} still {state!r} after {timeout:.0f}s")
             time.sleep(0.3)
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict:
+        """One task instance, with its ``try_number``, ``state``, ``pid``, ``hostname``..."""
+        suffix = f"/{map_index}" if map_index >= 0 else ""
+        return self.get(
+            f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/{self._q(task_id)}{suffix}"
+        )
+
+    def task_tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+        """Every try of a task instance (the grid view's tries), oldest first."""
+        return self.get(
+            f"/api/v2/dags/{self._q(dag_id)}/dagRuns/{self._q(run_id)}/taskInstances/{self._q(task_id)}/tries"
+        )["task_instances"]
+
+    def event_logs(self, **filters: Any) -> list[dict]:
+        """Audit-log entries (``GET /api/v2/eventLogs``) matching ``filters``, e.g. ``event="heartbeat timeout"``."""
+        params = {"limit": 100, "order_by": "when", **filters}
+        return self.get("/api/v2/eventLogs", params=params)["event_logs"]
 
     # -- human in the loop ------------------------------------------------------------------------
 

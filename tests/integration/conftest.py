@@ -9,6 +9,10 @@
 * the four ``order_*_default`` connections pointing at the ``order_services`` fixture
   (from tests/conftest.py).
 
+Configuration, lowest precedence first: the harness's own settings (airflow_harness.py), the
+settings this project ships for a deployment (``deploy/airflow-order.env``), then this suite's
+shorter values (``E2E_DEPLOYMENT_SETTINGS`` below).
+
 The AIRFLOW_HOME (config, component logs, task logs) lives in ``.e2e/<db name>/`` in the
 repository; it is deleted after a fully passing session and kept after a failure (or always
 with ``ORDER_E2E_KEEP=1``).
@@ -36,18 +40,42 @@ from tests.integration.airflow_harness import (
     AirflowDeployment,
     HarnessError,
     PostgresDatabase,
+    read_env_file,
     report,
 )
 
 SERVICES = ("payment", "inventory", "shipping", "notification")
 
-#: What this deployment sets besides the harness defaults, as a deployment would in airflow.cfg.
+#: The settings this project ships for a deployment (timeouts, orders in flight); the e2e deployment
+#: runs with them, and with E2E_DEPLOYMENT_SETTINGS on top.
+DEPLOY_ENV_FILE = REPO_ROOT / "deploy" / "airflow-order.env"
+
+#: What this deployment sets besides the harness defaults and deploy/airflow-order.env, as a
+#: deployment would in airflow.cfg: the same mechanisms with shorter times, so that tests end in seconds.
 E2E_DEPLOYMENT_SETTINGS = {
     # A paused inventory step waits 600 s x time_scale 0.01 = 6 s for a person, so that the test of
     # an unanswered decision ends in seconds; the other services keep the table's 24 h (864 s here).
     "AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES": '{"inventory": {"decision_timeout": 600}}',
     # Resolve timed-out Required Actions every 2 s instead of every 15 s.
     "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+    # Worker death: a task not heard of for 10 s (300 s in deploy/) is failed and retried; the
+    # scheduler looks every second. Supervisors heartbeat every 2 s (Airflow's default 5 s would
+    # leave a healthy task only two heartbeats per 10 s window), so only a dead worker misses five.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+    # Schedule-to-start: 60 s (600 s in deploy/), checked every 5 s. Every task of this suite starts
+    # within seconds of being queued; the value is also the lifetime of a queued task's start token,
+    # so it must stay well above any wait in the LocalExecutor's queue on a loaded machine.
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
+    # High-value orders wait 800 s x 0.01 = 8 s for approval, so that an unanswered one is
+    # rejected in seconds (answered ones get their answer after HUMAN_DELAY, 3 s).
+    "AIRFLOW__ORDER_PROVIDER__APPROVAL_TIMEOUT": "800",
+    # Orders must ship 4000 s x 0.01 = 40 s after they are placed, so that the deadline test waits
+    # 40 s; every other order of the suite finishes well before. (An order expedites with less
+    # than the hour, 36 s here, left: from about 4 s after it is placed. tests/dags checks that.)
+    "AIRFLOW__ORDER_PROVIDER__SHIP_DEADLINE": "4000",
 }
 _FAILED = pytest.StashKey[bool]()
 
@@ -117,7 +145,7 @@ def airflow_env(request, order_services):
         database.url,
         dags_folder=dags_folder,
         connections={f"order_{service}_default": uri for service in SERVICES},
-        extra_env=E2E_DEPLOYMENT_SETTINGS,
+        extra_env={**read_env_file(DEPLOY_ENV_FILE), **E2E_DEPLOYMENT_SETTINGS},
     )
     env = AirflowEnv(deployment=deployment, client=deployment.client, database=database)
     try:
