@@ -141,17 +141,19 @@ class OrderServiceHook(HttpHook):
                 method, url, json=json, params=params, headers=headers, timeout=self.request_timeout
             )
         except requests.Timeout as exc:
-            raise ServiceTimeoutError(
-                f"no answer within {self.request_timeout:g} s", service=self.service, operation=operation
-            ) from exc
+            raise self._timeout_error(self.request_timeout, operation) from exc
         except requests.ConnectionError as exc:
-            raise ServiceConnectionError(
-                f"cannot reach {self.base_url}: {type(exc).__name__}",
-                service=self.service,
-                operation=operation,
-            ) from exc
+            raise self._connection_error(self.base_url, exc, operation) from exc
         self.check_response(response, operation=operation)
         return response.json()
+
+    def _timeout_error(self, seconds: float, operation: str) -> ServiceTimeoutError:
+        return ServiceTimeoutError(f"no answer within {seconds:g} s", service=self.service, operation=operation)
+
+    def _connection_error(self, base_url: str, exc: Exception, operation: str) -> ServiceConnectionError:
+        return ServiceConnectionError(
+            f"cannot reach {base_url}: {type(exc).__name__}", service=self.service, operation=operation
+        )
 
     def check_response(self, response: requests.Response, operation: str = "") -> None:  # type: ignore[override]
         """Raise the exception that matches a non-2xx answer (judged by :meth:`service_error`)."""
@@ -262,15 +264,9 @@ class OrderServiceHook(HttpHook):
                     raw = await response.read()
         # aiohttp's read timeouts are also ClientConnectionErrors: test for a timeout first.
         except asyncio.TimeoutError as exc:
-            raise ServiceTimeoutError(
-                f"no answer within {target.timeout:g} s", service=self.service, operation=operation
-            ) from exc
+            raise self._timeout_error(target.timeout, operation) from exc
         except aiohttp.ClientConnectionError as exc:
-            raise ServiceConnectionError(
-                f"cannot reach {target.base_url}: {type(exc).__name__}",
-                service=self.service,
-                operation=operation,
-            ) from exc
+            raise self._connection_error(target.base_url, exc, operation) from exc
         if status_code >= 400:
             try:
                 body = jsonlib.loads(raw)

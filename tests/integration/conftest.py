@@ -190,3 +190,22 @@ def airflow_client(airflow_env) -> AirflowClient:
 
 
 __all__ = ["AirflowEnv", "HarnessError", "airflow_client", "airflow_env", "connection_uri"]
+
+
+ORDER_DAG_ID = "order_processing"
+
+
+@pytest.fixture(scope="module")
+def client(airflow_env, order_services):
+    """The REST client, with ``order_processing`` parsed and unpaused and no fault left over."""
+    order_services.clear_faults()
+    airflow_env.client.wait_for_dag(ORDER_DAG_ID, timeout=120)
+    airflow_env.client.unpause(ORDER_DAG_ID)
+    return airflow_env.client
+
+
+@pytest.fixture
+def services(order_services):
+    """The reference services; the faults a test injects are cleared after it."""
+    yield order_services
+    order_services.clear_faults()

@@ -20,18 +20,6 @@ DAG_ID = "order_processing"
 RUN_TIMEOUT = 180.0
 
 
-@pytest.fixture(scope="module")
-def client(airflow_env, order_services):
-    order_services.clear_faults()
-    airflow_env.client.wait_for_dag(DAG_ID, timeout=120)
-    airflow_env.client.unpause(DAG_ID)
-    return airflow_env.client
-
-
-@pytest.fixture
-def faults(order_services):
-    yield order_services
-    order_services.clear_faults()
 
 
 def start(client, order, kind):
@@ -58,8 +46,8 @@ def wait_for_decision_request(client, run_id, task_id):
 # -- pause: a person decides in Required Actions ------------------------------------------------------
 
 
-def test_pause_then_retry_completes_the_order(client, faults, airflow_env):
-    faults.set_faults("shipping", error_rate=1.0, seed=1)
+def test_pause_then_retry_completes_the_order(client, services, airflow_env):
+    services.set_faults("shipping", error_rate=1.0, seed=1)
     order = an_order(on_retries_exhausted={"shipping": "pause"})
     run_id = start(client, order, "pause-retry")
     request = wait_for_decision_request(client, run_id, "schedule_shipment")
@@ -67,11 +55,11 @@ def test_pause_then_retry_completes_the_order(client, faults, airflow_env):
     assert order["order_id"] in request["subject"] and "ServiceUnavailableError" in request["body"]
     assert request["defaults"] == [COMPENSATE]
 
-    faults.clear_faults()  # the carrier is back
+    services.clear_faults()  # the carrier is back
     client.respond(DAG_ID, run_id, "schedule_shipment", [RETRY])
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "success", airflow_env.describe_run(DAG_ID, run_id)
     assert tries(client, run_id)["schedule_shipment"] == 3  # the retry ran inside the last try
-    assert ledger(faults, order["order_id"]) == [
+    assert ledger(services, order["order_id"]) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("shipping", "schedule", "succeeded"),
@@ -79,8 +67,8 @@ def test_pause_then_retry_completes_the_order(client, faults, airflow_env):
     ]
 
 
-def test_pause_then_compensate_undoes_the_order(client, faults, airflow_env):
-    faults.set_faults("shipping", error_rate=1.0, seed=1)
+def test_pause_then_compensate_undoes_the_order(client, services, airflow_env):
+    services.set_faults("shipping", error_rate=1.0, seed=1)
     order = an_order(on_retries_exhausted={"shipping": "pause"})
     run_id = start(client, order, "pause-compensate")
     wait_for_decision_request(client, run_id, "schedule_shipment")
@@ -88,7 +76,7 @@ def test_pause_then_compensate_undoes_the_order(client, faults, airflow_env):
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
     states = client.task_states(DAG_ID, run_id)
     assert states["schedule_shipment"] == "failed" and states["cancel_order"] == "success", states
-    assert ledger(faults, order["order_id"]) == [
+    assert ledger(services, order["order_id"]) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("inventory", "release", "succeeded"),
@@ -99,8 +87,8 @@ def test_pause_then_compensate_undoes_the_order(client, faults, airflow_env):
         "release_inventory", "refund_payment"]
 
 
-def test_pause_then_abandon_undoes_nothing_and_alerts(client, faults, airflow_env):
-    faults.set_faults("shipping", error_rate=1.0, seed=1)
+def test_pause_then_abandon_undoes_nothing_and_alerts(client, services, airflow_env):
+    services.set_faults("shipping", error_rate=1.0, seed=1)
     order = an_order(on_retries_exhausted={"shipping": "pause"})
     run_id = start(client, order, "pause-abandon")
     wait_for_decision_request(client, run_id, "schedule_shipment")
@@ -112,21 +100,21 @@ def test_pause_then_abandon_undoes_nothing_and_alerts(client, faults, airflow_en
         "skipped"}
     assert client.xcom(DAG_ID, run_id, "plan_compensation", key="plan")["outcome"] == "abandoned"
     # Abandoned on purpose: charge and hold stay for a person to settle, and operations know it.
-    assert ledger(faults, order["order_id"]) == [
+    assert ledger(services, order["order_id"]) == [
         ("payment", "charge", "succeeded"), ("inventory", "reserve", "succeeded")]
-    assert alerts(faults, order["order_id"]) == [f"Order {order['order_id']} abandoned at schedule_shipment"]
+    assert alerts(services, order["order_id"]) == [f"Order {order['order_id']} abandoned at schedule_shipment"]
 
 
-def test_an_unanswered_decision_compensates_after_its_timeout(client, faults, airflow_env):
+def test_an_unanswered_decision_compensates_after_its_timeout(client, services, airflow_env):
     # inventory's decision timeout is 6 s in this deployment (see conftest)
-    faults.set_faults("inventory", error_rate=1.0, seed=1)
+    services.set_faults("inventory", error_rate=1.0, seed=1)
     order = an_order(on_retries_exhausted={"inventory": "pause"})
     run_id = start(client, order, "pause-timeout")
     wait_for_decision_request(client, run_id, "reserve_inventory")
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed", airflow_env.describe_run(DAG_ID, run_id)
     assert tries(client, run_id)["reserve_inventory"] == 5
     assert client.xcom(DAG_ID, run_id, "reserve_inventory", key="decision")["choice"] == COMPENSATE
-    assert ledger(faults, order["order_id"]) == [
+    assert ledger(services, order["order_id"]) == [
         ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
 
 
@@ -134,32 +122,32 @@ def test_an_unanswered_decision_compensates_after_its_timeout(client, faults, ai
 
 
 def test_a_failed_compensation_asks_for_manual_intervention_and_a_clear_completes_it(
-    client, faults, airflow_env
+    client, services, airflow_env
 ):
     order = an_order(shipping_address={**EXAMPLE_ORDER["shipping_address"], "line1": "9 UNDELIVERABLE Way"})
     run_id = start(client, order, "compensation-fails")
     # As soon as the charge is made, the payment service goes down: the refund will fail for good.
     deadline = time.monotonic() + RUN_TIMEOUT
-    while ("payment", "charge", "succeeded") not in ledger(faults, order["order_id"]):
+    while ("payment", "charge", "succeeded") not in ledger(services, order["order_id"]):
         assert time.monotonic() < deadline, "the charge never happened"
         time.sleep(0.1)
-    faults.set_faults("payment", error_rate=1.0, seed=1)
+    services.set_faults("payment", error_rate=1.0, seed=1)
 
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
     states = client.task_states(DAG_ID, run_id)
     assert (states["release_inventory"], states["refund_payment"], states["cancel_order"]) == (
         "success", "failed", "upstream_failed"), states
     assert tries(client, run_id)["refund_payment"] == 3
-    assert alerts(faults, order["order_id"]) == [
+    assert alerts(services, order["order_id"]) == [
         f"MANUAL INTERVENTION NEEDED: order {order['order_id']}: compensation refund_payment failed"]
-    assert ledger(faults, order["order_id"])[-1] == ("inventory", "release", "succeeded")
+    assert ledger(services, order["order_id"])[-1] == ("inventory", "release", "succeeded")
 
-    faults.clear_faults()  # someone fixed the payment service
+    services.clear_faults()  # someone fixed the payment service
     client.clear_task(DAG_ID, run_id, ["refund_payment"], include_downstream=True)
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"  # a cancelled order stays failed
     states = client.task_states(DAG_ID, run_id)
     assert (states["refund_payment"], states["cancel_order"]) == ("success", "success"), states
-    assert ledger(faults, order["order_id"]) == [
+    assert ledger(services, order["order_id"]) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("shipping", "schedule", "failed"),

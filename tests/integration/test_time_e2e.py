@@ -28,18 +28,6 @@ COMPLETED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def client(airflow_env, order_services):
-    order_services.clear_faults()
-    airflow_env.client.wait_for_dag(DAG_ID, timeout=120)
-    airflow_env.client.unpause(DAG_ID)
-    return airflow_env.client
-
-
-@pytest.fixture
-def services(order_services):
-    yield order_services
-    order_services.clear_faults()
 
 
 def start(client, order, kind):

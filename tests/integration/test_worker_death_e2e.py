@@ -59,13 +59,6 @@ SUPERVISOR_TITLE = "airflow worker -- LocalExecutor"
 DETECTED_LOG_LINE = "Detected a task instance without a heartbeat"
 
 
-@pytest.fixture(scope="module")
-def client(airflow_env, order_services):
-    order_services.clear_faults()
-    airflow_env.client.wait_for_dag(DAG_ID, timeout=120)
-    airflow_env.client.unpause(DAG_ID)
-    return airflow_env.client
-
 
 def _setting(airflow_env, key: str) -> float:
     return float(airflow_env.deployment.extra_env[key])

@@ -18,63 +18,10 @@ from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_order_provider.exceptions import OrderServiceError
-from airflow_order_provider.hooks.inventory import InventoryHook
 from airflow_order_provider.hooks.shipping import ShippingHook
 from airflow_order_provider.sensors.shipping import ShipmentNotDispatchedError, WaitForDispatchSensor
 from airflow_order_provider.triggers.shipping import ShipmentDispatchedTrigger
-from order_services.testing import start_order_services
-
-FAST_DISPATCH_DELAY = 0.5
-SERVICES = ("payment", "inventory", "shipping", "notification")
-ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
-           "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west"}
-
-
-@pytest.fixture(scope="module")
-def fast_services(tmp_path_factory):
-    """Reference services that dispatch a shipment 0.5 s after it is scheduled."""
-    workdir = tmp_path_factory.mktemp("fast-dispatch")
-    server = start_order_services(
-        workdir / "order-services.db", api_key="test-key", dispatch_delay=FAST_DISPATCH_DELAY,
-        log_path=workdir / "order-services.log",
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fast_connections(fast_services, monkeypatch):
-    """The provider's default connections pointed at :func:`fast_services`; faults cleared after."""
-    for service in SERVICES:
-        monkeypatch.setenv(
-            f"AIRFLOW_CONN_ORDER_{service.upper()}_DEFAULT",
-            f"http://:{fast_services.api_key}@{fast_services.host}:{fast_services.port}",
-        )
-    try:
-        yield fast_services
-    finally:
-        fast_services.clear_faults()
-
-
-def schedule_shipment(order_id: str) -> dict:
-    """Reserve a mug and book its shipment, through the default connections."""
-    reservation = InventoryHook().reserve(
-        order_id=order_id, items=[{"sku": "SKU-RED-MUG", "quantity": 1}], region="eu-west",
-        idempotency_key=f"{order_id}:inventory.reserve",
-    )
-    return ShippingHook().schedule(
-        order_id=order_id, reservation_id=reservation["reservation_id"], address=ADDRESS,
-        service_level="standard", idempotency_key=f"{order_id}:shipping.schedule",
-    )
-
-
-def dispatched_shipment(order_id: str) -> dict:
-    """A shipment of the fast services, once the carrier has picked it up."""
-    shipment = schedule_shipment(order_id)
-    time.sleep(FAST_DISPATCH_DELAY + 0.1)
-    return shipment
+from tests.unit.conftest import dispatched_shipment, schedule_shipment
 
 
 def sensor(order_id: str, shipment_id: str, **kwargs) -> WaitForDispatchSensor:
