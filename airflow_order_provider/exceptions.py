@@ -38,6 +38,10 @@ class WorkflowTimeoutError(AirflowFailException):
     """The order ran past its workflow timeout: the completed steps are compensated."""
 
 
+class OrderCancelledError(AirflowFailException):
+    """The order was cancelled (the cancel signal): the completed steps are compensated."""
+
+
 class OrderRejectedError(AirflowFailException):
     """A high-value order was rejected by its approver, or not approved in time."""
 

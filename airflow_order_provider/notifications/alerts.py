@@ -17,6 +17,7 @@ from airflow.sdk import BaseNotifier
 
 from airflow_order_provider.exceptions import (
     InvalidOrderError,
+    OrderCancelledError,
     OrderRejectedError,
     StepAbandonedError,
     WorkflowTimeoutError,
@@ -86,7 +87,7 @@ def describe_alert(context: Context) -> OrderAlert | None:
                 "in the Airflow UI to compensate what completed, or settle the order by hand."
             ),
         )
-    if isinstance(error, (InvalidOrderError, OrderRejectedError)):
+    if isinstance(error, (InvalidOrderError, OrderRejectedError, OrderCancelledError)):
         return None
     if isinstance(error, WorkflowTimeoutError):
         return OrderAlert(

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 from airflow_order_provider.exceptions import (
     InvalidStateError,
     NotFoundError,
+    OrderCancelledError,
     OrderServiceError,
     ServiceTimeoutError,
     StepAbandonedError,
@@ -190,11 +191,22 @@ class OrderStepOperator(OrderServiceOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         mode = self.exhausted_mode
         try:
+            self.check_signals(context)
             self.check_workflow_clock(context)
             return self.call_service(context)
-        except (OrderServiceError, AirflowTaskTimeout, WorkflowTimeoutError) as error:
+        except (OrderServiceError, AirflowTaskTimeout, WorkflowTimeoutError, OrderCancelledError) as error:
             self._record_failure(context, error, mode)
             raise
+
+    def check_signals(self, context: Context) -> None:
+        """The checkpoint between steps: a cancelled order goes no further (see signals.py)."""
+        from airflow_order_provider.signals import cancel_request
+
+        cancel = cancel_request(self.order_id)
+        if cancel:
+            raise OrderCancelledError(
+                f"order {self.order_id} cancelled before {self.task_id}: {cancel.get('reason') or 'no reason given'}"
+            )
 
     def workflow_time_left(self, context: Context) -> timedelta:
         """The order's workflow timeout less the time it has used (waits excluded)."""

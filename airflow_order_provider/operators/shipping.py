@@ -22,7 +22,8 @@ class ScheduleShipmentOperator(OrderStepOperator):
 
     :param order_id: the order. (templated)
     :param reservation_id: the inventory reservation being shipped. (templated)
-    :param address: the shipping address. (templated)
+    :param address: the shipping address; a change sent through the order API
+        (:mod:`airflow_order_provider.signals`) wins. (templated)
     :param service_level: ``standard`` or ``express``; ``express`` anyway when the order's ship
         deadline is near. (templated)
     :param conn_id: shipping service connection (default ``order_shipping_default``).
@@ -47,10 +48,18 @@ class ScheduleShipmentOperator(OrderStepOperator):
         self.service_level = service_level
 
     def call_service(self, context: Context) -> dict[str, Any]:
+        from airflow_order_provider.signals import address_change
+
+        address = dict(self.address)
+        change = address_change(self.order_id)
+        if change:
+            address = dict(change["address"])
+            self.log.info("Order %s ships to its changed address (changed at %s)", self.order_id,
+                          change.get("changed_at"))
         shipment = self.hook.schedule(
             order_id=self.order_id,
             reservation_id=self.reservation_id,
-            address=dict(self.address),
+            address=address,
             service_level="express" if self.ship_deadline_near(context) else self.service_level,
             idempotency_key=self.idempotency_key,
         )

@@ -10,9 +10,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_order_provider.exceptions import BusinessRuleError, OrderServiceError, TransientServiceError
+from airflow_order_provider.exceptions import (
+    BusinessRuleError,
+    OrderCancelledError,
+    OrderServiceError,
+    TransientServiceError,
+)
+from airflow_order_provider.operators.base import FAILURE_KEY
 from airflow_order_provider.policies import order_times
+from airflow_order_provider.signals import cancel_request
 from airflow_order_provider.triggers.shipping import (
+    CANCELLED,
     DISPATCHED,
     ShipmentDispatchedTrigger,
     dispatch_problem,
@@ -154,6 +162,9 @@ class WaitForDispatchSensor(BaseSensorOperator):
         if not self.deferrable:
             summary = super().execute(context)
             return {**summary, "waited_seconds": _waited_seconds(context)} if summary else summary
+        cancel = cancel_request(self.order_id)
+        if cancel:
+            raise self._cancelled(context, cancel)
         done = self.poke(context)
         if done:
             summary = done.xcom_value if isinstance(done, PokeReturnValue) else None
@@ -173,8 +184,20 @@ class WaitForDispatchSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
+    def _cancelled(self, context: Context, cancel: dict[str, Any]) -> OrderCancelledError:
+        reason = cancel.get("reason") or "no reason given"
+        message = f"order {self.order_id} cancelled while waiting for the carrier: {reason}"
+        context["ti"].xcom_push(
+            key=FAILURE_KEY,
+            value={"step": self.task_id, "error_type": "OrderCancelledError", "message": message,
+                   "never_retried": True, "ambiguous": False, "final": True},
+        )
+        return OrderCancelledError(message)
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the pickup's summary, or a clear failure."""
+        if event.get("status") == CANCELLED:
+            raise self._cancelled(context, event.get("cancel_request") or {})
         if event.get("status") == DISPATCHED:
             summary = dispatch_summary(event.get("shipment") or {})
             self.log.info(

@@ -18,6 +18,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_order_provider.exceptions import OrderServiceError, TransientServiceError
 
 DISPATCHED = "dispatched"
+#: Event status when the order was cancelled while it waited.
+CANCELLED = "cancelled"
 #: Statuses of a shipment that may still become ``dispatched``.
 AWAITING_DISPATCH = frozenset({"scheduled"})
 
@@ -109,6 +111,18 @@ class ShipmentDispatchedTrigger(BaseTrigger):
             }
         )
 
+    async def _cancel_request(self) -> dict[str, Any] | None:
+        """The order's cancel signal (:mod:`airflow_order_provider.signals`), if it was sent."""
+        from asgiref.sync import sync_to_async
+
+        from airflow_order_provider.signals import cancel_request
+
+        try:
+            return await sync_to_async(cancel_request)(self.order_id)
+        except Exception as error:  # a signal that cannot be read now is read at the next poll
+            self.log.warning("Cannot read the cancel signal of order %s: %s", self.order_id, error)
+            return None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the shipment is dispatched or never will be; never raises."""
         polls = 0
@@ -118,6 +132,11 @@ class ShipmentDispatchedTrigger(BaseTrigger):
             hook = ShippingHook(conn_id=self.conn_id)
             while True:
                 polls += 1
+                cancel = await self._cancel_request()
+                if cancel:
+                    self.log.warning("Order %s was cancelled while waiting: %s", self.order_id, cancel.get("reason"))
+                    yield TriggerEvent({"status": CANCELLED, "cancel_request": cancel, "order_id": self.order_id})
+                    return
                 try:
                     shipment = await hook.async_get_shipment(self.shipment_id)
                 except TransientServiceError as error:

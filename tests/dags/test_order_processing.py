@@ -340,3 +340,72 @@ def test_the_carrier_pickup_is_awaited_before_confirmation(dag, service_connecti
     assert outcome(run, "wait_for_dispatch")["status"] == "dispatched"
     shipment = outcome(run, "schedule_shipment")["shipment_id"]
     assert service_connections.get(f"/shipping/shipments/{shipment}")["status"] == "dispatched"
+
+
+# -- signals: cancel, change the address ------------------------------------------------------------
+
+
+@pytest.fixture
+def signal(monkeypatch):
+    """``signal(after_task, key, value)``: record a signal the moment a task succeeds, as the order
+    API would between two steps; the Variables are deleted after the test."""
+    from airflow.models import Variable
+
+    keys = []
+
+    def send_after(dag, task_id, key, value):
+        keys.append(key)
+        task = dag.get_task(task_id)
+        monkeypatch.setattr(
+            task, "on_success_callback", [lambda context: Variable.set(key, value, serialize_json=True)]
+        )
+
+    yield send_after
+    for key in keys:
+        Variable.delete(key)
+
+
+def test_a_cancel_before_inventory_refunds_only(dag, service_connections, signal):
+    from airflow_order_provider.signals import cancel_key
+
+    order = an_order()
+    signal(dag, "process_payment", cancel_key(order["order_id"]), {"reason": "customer changed their mind"})
+    run, states, _ = run_order(dag, order)
+    assert run.state == "failed"
+    assert states["reserve_inventory"] == "failed" and states["cancel_order"] == "success"
+    assert ledger(service_connections, order["order_id"]) == [
+        ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
+    result = outcome(run, "cancel_order")
+    assert "OrderCancelledError" in result["reason"] and "customer changed their mind" in result["reason"]
+    assert alerts(service_connections, order["order_id"]) == []  # a cancellation is no incident
+
+
+def test_a_cancel_while_awaiting_the_carrier_undoes_everything_in_reverse(dag, service_connections, signal):
+    from airflow_order_provider.signals import cancel_key
+
+    order = an_order()
+    signal(dag, "schedule_shipment", cancel_key(order["order_id"]), {"reason": "duplicate order"})
+    run, states, _ = run_order(dag, order)
+    assert run.state == "failed"
+    assert states["wait_for_dispatch"] == "failed"
+    assert ledger(service_connections, order["order_id"]) == [
+        ("payment", "charge", "succeeded"),
+        ("inventory", "reserve", "succeeded"),
+        ("shipping", "schedule", "succeeded"),
+        ("shipping", "cancel", "succeeded"),
+        ("inventory", "release", "succeeded"),
+        ("payment", "refund", "succeeded"),
+    ]
+
+
+def test_a_changed_address_is_where_the_shipment_goes(dag, service_connections, signal):
+    from airflow_order_provider.signals import address_key
+
+    order = an_order()
+    new_address = address(line1="1 New Street", city="Cambridge", postal_code="CB2 1TN")
+    signal(dag, "reserve_inventory", address_key(order["order_id"]), {"address": new_address})
+    run, states, _ = run_order(dag, order)
+    assert run.state == "success", states
+    shipment_id = outcome(run, "schedule_shipment")["shipment_id"]
+    shipment = service_connections.get(f"/shipping/shipments/{shipment_id}")
+    assert (shipment["address"]["line1"], shipment["address"]["city"]) == ("1 New Street", "Cambridge")
