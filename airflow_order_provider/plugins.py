@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_order_provider.api import URL_PREFIX, OrdersPathMiddleware
 from airflow_order_provider.deadlines import OrderPlacedAt
 
 
+class _OrderApiApps:
+    """
+    ``fastapi_apps`` of the plugin, built when the API server first reads it.
+
+    Every Airflow process loads plugins (scheduler, DAG processor, triggerer, task runners), but
+    only the API server reads ``fastapi_apps``: the order API (FastAPI, Airflow's API security and
+    ORM code) is imported there and nowhere else.
+    """
+
+    def __init__(self) -> None:
+        self._apps: list[dict[str, Any]] | None = None
+
+    def __get__(self, instance: Any, owner: type | None = None) -> list[dict[str, Any]]:
+        if self._apps is None:
+            from airflow_order_provider.api import fastapi_app
+
+            self._apps = [{"app": fastapi_app(), "url_prefix": URL_PREFIX, "name": "Order API"}]
+        return self._apps
+
+
 class OrderProviderPlugin(AirflowPlugin):
-    """Registers the order's deadline reference (see :mod:`airflow_order_provider.deadlines`)."""
+    """
+    Registers the order's deadline reference (see :mod:`airflow_order_provider.deadlines`), the
+    order API on Airflow's API server under ``/orders`` (see :mod:`airflow_order_provider.api`),
+    and the **Orders** page in the UI's navigation.
+    """
 
     name = "order_provider"
     deadline_references = [OrderPlacedAt]
+    fastapi_apps = _OrderApiApps()
+    # Lets ``POST /orders`` and ``GET /orders?...`` (no trailing slash) reach the mounted app.
+    fastapi_root_middlewares = [
+        {"middleware": OrdersPathMiddleware, "args": [], "kwargs": {}, "name": "Order API path"}
+    ]
+    # A nav entry: the UI shows the page (served by the order API) in a frame at /plugin/orders.
+    # The href is relative, so that it resolves under the UI's base URL.
+    external_views = [
+        {
+            "name": "Orders",
+            "href": "orders/ui",
+            "url_route": "orders",
+            "destination": "nav",
+        }
+    ]

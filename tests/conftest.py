@@ -16,6 +16,10 @@ from order_services.testing import OrderServicesServer, start_order_services
 __all__ = ["OrderServicesServer", "clean_faults", "order_services"]
 
 API_KEY = "test-key"
+#: Seconds from a shipment's scheduling to the carrier's pickup. Long enough for a cancel sent while
+#: an order awaits the pickup to reach the shipment first (the trigger sees the signal within a
+#: poll, about 1 s; the planner and cancel_shipment take a few more on a real Airflow).
+SESSION_DISPATCH_DELAY = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +28,7 @@ def order_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderSe
 
     Started as ``python -m order_services.cli serve --host 127.0.0.1 --port <free port> --db <tmp>/order-services.db``
     with API key ``test-key`` (passed as ``ORDER_SERVICES_API_KEY``) and the default settings
-    (initial stock 1000, hold 86400 s, dispatch delay 5 s), in its own process group; ``/health`` is
+    (initial stock 1000, hold 86400 s, dispatch delay SESSION_DISPATCH_DELAY), in its own process group; ``/health`` is
     up before the fixture yields. Teardown signals that process group by its pgid (never by name).
 
     Yields an ``OrderServicesServer`` (``from order_services.testing import OrderServicesServer``):
@@ -46,7 +50,10 @@ def order_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderSe
     """
     workdir = tmp_path_factory.mktemp("order-services")
     server = start_order_services(
-        workdir / "order-services.db", api_key=API_KEY, log_path=workdir / "order-services.log"
+        workdir / "order-services.db",
+        api_key=API_KEY,
+        dispatch_delay=SESSION_DISPATCH_DELAY,
+        log_path=workdir / "order-services.log",
     )
     try:
         yield server

@@ -605,6 +605,10 @@ class AirflowClient:
 # The deployment
 # --------------------------------------------------------------------------------------------
 
+#: Users every deployment has besides the admin, ``{username: SimpleAuthManager role}``: a read-only
+#: ``viewer`` for authorization tests (roles: viewer, user, op, admin).
+DEFAULT_EXTRA_USERS: dict[str, str] = {"viewer": "viewer"}
+
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server"],  # host/port come from [api] host/port
     "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -632,6 +636,7 @@ class AirflowDeployment:
         connections: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         python: str | None = None,
+        extra_users: Mapping[str, str] | None = None,
     ) -> None:
         self.home = Path(home)
         self.logs_dir = self.home / "component-logs"
@@ -647,6 +652,10 @@ class AirflowDeployment:
         self.processes: dict[str, ManagedProcess] = {}
         self.timings: dict[str, float] = {}
         self._client: AirflowClient | None = None
+        #: More SimpleAuthManager users besides the admin, ``{username: role}``, each with its own
+        #: generated password (see :meth:`user_password` and :meth:`client_for`).
+        self.extra_users = dict(DEFAULT_EXTRA_USERS if extra_users is None else extra_users)
+        self.extra_passwords = {name: secrets.token_urlsafe(16) for name in self.extra_users}
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -668,7 +677,9 @@ class AirflowDeployment:
                 "AIRFLOW__CORE__AUTH_MANAGER": (
                     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
                 ),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    [f"{self.username}:admin", *(f"{name}:{role}" for name, role in self.extra_users.items())]
+                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
                 "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
@@ -723,7 +734,7 @@ class AirflowDeployment:
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.passwords_file.write_text(json.dumps({self.username: self.password}) + "\n")
+        self.passwords_file.write_text(json.dumps({self.username: self.password, **self.extra_passwords}) + "\n")
 
     def migrate(self, timeout: float = 600.0) -> None:
         started = time.monotonic()
@@ -784,6 +795,19 @@ class AirflowDeployment:
         if self._client is None:
             self._client = AirflowClient(self.base_url, self.username, self.password)
         return self._client
+
+    @property
+    def jwt_secret(self) -> str:
+        """The ``[api_auth] jwt_secret`` every component signs and checks tokens with."""
+        return self._secret("jwt_secret")
+
+    def user_password(self, username: str) -> str:
+        """The password of the admin or of one of :attr:`extra_users`."""
+        return self.password if username == self.username else self.extra_passwords[username]
+
+    def client_for(self, username: str) -> AirflowClient:
+        """A REST client logged in as another user (one of :attr:`extra_users`), e.g. ``viewer``."""
+        return AirflowClient(self.base_url, username, self.user_password(username))
 
     def stop(self) -> dict[str, list[int]]:
         """Stop every component's process group (in reverse start order)."""
