@@ -86,8 +86,23 @@ class ServicePolicy:
     on_retries_exhausted: ExhaustedMode = "compensate"
     #: How long a paused step waits for a person before it compensates.
     decision_timeout: timedelta = timedelta(hours=24)
+    #: Celery queue of the service's tasks (the seed's worker pool per activity type); empty: the
+    #: service's name. Ignored by the Local executor.
+    queue: str = ""
+    #: Airflow pool of the service's tasks; empty: ``order_<service>``. Create the pools with
+    #: ``airflow pools import`` from :func:`pool_specs` (``python -m airflow_order_provider.pools``).
+    pool: str = ""
+    #: Slots of that pool: how many of the service's calls run at once (the seed's minimum
+    #: instances of the service's workers).
+    pool_slots: int = 1
 
     def __post_init__(self) -> None:
+        if not self.queue:
+            object.__setattr__(self, "queue", self.service)
+        if not self.pool:
+            object.__setattr__(self, "pool", f"order_{self.service}")
+        if self.pool_slots < 1:
+            raise ValueError(f"{self.service}: pool_slots must be at least 1, got {self.pool_slots}")
         if self.attempts < 1:
             raise ValueError(f"{self.service}: attempts must be at least 1, got {self.attempts}")
         if self.on_retries_exhausted not in EXHAUSTED_MODES:
@@ -132,11 +147,14 @@ class ServicePolicy:
             "max_retry_delay": self.max_interval * scale,
             "execution_timeout": max(self.step_timeout * scale, MIN_STEP_TIMEOUT),
             "retry_policy": self.retry_policy(),
+            "queue": self.queue,
+            "pool": self.pool,
         }
 
 
 PAYMENT = ServicePolicy(
     service="payment",
+    pool_slots=5,
     attempts=3,
     first_interval=timedelta(seconds=1),
     backoff=2.0,
@@ -146,6 +164,7 @@ PAYMENT = ServicePolicy(
 )
 INVENTORY = ServicePolicy(
     service="inventory",
+    pool_slots=10,
     attempts=5,
     first_interval=timedelta(milliseconds=100),
     backoff=1.5,
@@ -155,6 +174,7 @@ INVENTORY = ServicePolicy(
 )
 SHIPPING = ServicePolicy(
     service="shipping",
+    pool_slots=3,
     attempts=3,
     first_interval=timedelta(seconds=5),
     backoff=2.0,
@@ -171,6 +191,7 @@ NOTIFICATION = ServicePolicy(
     step_timeout=timedelta(seconds=30),
     # A confirmation that never goes out does not undo a shipped order: alert, never compensate.
     on_retries_exhausted="fail",
+    pool_slots=2,
 )
 
 #: The table as written in code, before any deployment override.
@@ -178,8 +199,34 @@ BUILTIN_POLICIES: dict[str, ServicePolicy] = {
     p.service: p for p in (PAYMENT, INVENTORY, SHIPPING, NOTIFICATION)
 }
 
+
+def _patient(policy: ServicePolicy) -> ServicePolicy:
+    """
+    The compensation row of a service: an undo is far more patient than its forward step.
+
+    Temporal retries a compensation until it succeeds; Airflow needs a bound, so an undo tries
+    20 times with waits growing to 10 minutes (about two hours in all, unscaled) before it asks for
+    manual intervention. Only an undo that can never succeed (the parcel is already with the
+    carrier) fails at once: the compensation operators raise ``CompensationImpossibleError``.
+    """
+    return replace(
+        policy,
+        attempts=20,
+        first_interval=max(policy.first_interval, timedelta(seconds=1)),
+        max_interval=timedelta(minutes=10),
+        never_retried=(),
+    )
+
+
+#: The compensation rows (refund, release, cancel shipment), one per service, before overrides.
+#: A deployment overrides them under ``"<service>.compensation"`` in ``policy_overrides``.
+BUILTIN_COMPENSATION_POLICIES: dict[str, ServicePolicy] = {
+    name: _patient(policy) for name, policy in BUILTIN_POLICIES.items() if name != "notification"
+}
+
 _DURATIONS = {"first_interval", "max_interval", "step_timeout", "decision_timeout"}
 _OVERRIDABLE = {f.name for f in fields(ServicePolicy)} - {"service", "never_retried"}
+COMPENSATION_SUFFIX = ".compensation"
 
 
 def _overrides() -> dict[str, dict[str, Any]]:
@@ -197,14 +244,11 @@ def _overrides() -> dict[str, dict[str, Any]]:
     return overrides
 
 
-def policy_for(service: str) -> ServicePolicy:
-    """The service's row of the table, with this deployment's ``policy_overrides`` applied."""
-    policy = BUILTIN_POLICIES[service]
-    changes = _overrides().get(service) or {}
+def _apply(policy: ServicePolicy, key: str, changes: dict[str, Any]) -> ServicePolicy:
     unknown = set(changes) - _OVERRIDABLE
     if unknown:
         raise ValueError(
-            f"[{CONFIG_SECTION}] policy_overrides.{service}: unknown setting(s) {sorted(unknown)};"
+            f"[{CONFIG_SECTION}] policy_overrides.{key}: unknown setting(s) {sorted(unknown)};"
             f" use {sorted(_OVERRIDABLE)}"
         )
     values = {
@@ -212,6 +256,41 @@ def policy_for(service: str) -> ServicePolicy:
         for name, value in changes.items()
     }
     return replace(policy, **values) if values else policy
+
+
+def policy_for(service: str, *, compensation: bool = False) -> ServicePolicy:
+    """
+    The service's row of the table, with this deployment's ``policy_overrides`` applied.
+
+    :param compensation: the row of the service's compensation (refund, release, cancel) instead
+        of its forward step. The service's own overrides of ``queue``, ``pool`` and ``pool_slots``
+        apply to both: a service has one queue and one pool.
+    """
+    overrides = _overrides()
+    own = overrides.get(service) or {}
+    if not compensation:
+        return _apply(BUILTIN_POLICIES[service], service, own)
+    key = service + COMPENSATION_SUFFIX
+    shared = {name: own[name] for name in ("queue", "pool", "pool_slots") if name in own}
+    return _apply(BUILTIN_COMPENSATION_POLICIES[service], key, {**shared, **(overrides.get(key) or {})})
+
+
+def pool_specs() -> dict[str, dict[str, Any]]:
+    """
+    The pools the order's tasks run in, as ``airflow pools import FILE`` reads them.
+
+    ``python -m airflow_order_provider.pools`` prints this JSON; a deployment imports it once
+    (and again after changing ``pool_slots``).
+    """
+    specs: dict[str, dict[str, Any]] = {}
+    for service in BUILTIN_POLICIES:
+        policy = policy_for(service)
+        specs[policy.pool] = {
+            "slots": policy.pool_slots,
+            "description": f"Calls to the order {service} service (steps and compensations)",
+            "include_deferred": False,
+        }
+    return specs
 
 #: Request timeout of one HTTP call, unless the connection's ``timeout`` field says otherwise.
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -256,7 +335,7 @@ class OrderTimes:
 
     def run_timeout(self, scale: float | None = None) -> timedelta:
         """Airflow's ``dagrun_timeout``: every wait of an order at its longest, plus the margin."""
-        decisions = sum((p.decision_timeout for p in BUILTIN_POLICIES.values()), timedelta())
+        decisions = sum((policy_for(name).decision_timeout for name in BUILTIN_POLICIES), timedelta())
         total = (
             self.workflow_timeout
             + self.approval_timeout

@@ -746,6 +746,21 @@ class AirflowDeployment:
             timeout,
         )
         self.timings["db_migrate_s"] = time.monotonic() - started
+        self.create_pools()
+
+    def create_pools(self, timeout: float = 120.0) -> None:
+        """The order services' pools, from the policy table (``python -m airflow_order_provider.pools``)."""
+        from airflow_order_provider.policies import pool_specs
+
+        pools_file = self.home / "order-pools.json"
+        pools_file.write_text(json.dumps(pool_specs()))
+        run_logged(
+            "airflow pools import",
+            self.airflow_argv("pools", "import", str(pools_file)),
+            self.logs_dir / "pools-import.log",
+            self.environment(),
+            timeout,
+        )
 
     def start(self) -> None:
         env = self.environment()
