@@ -8,6 +8,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from airflow_order_provider.api import URL_PREFIX, OrdersPathMiddleware
 from airflow_order_provider.deadlines import OrderPlacedAt
+from airflow_order_provider.priority import OrderPriorityStrategy
 
 
 class _OrderApiApps:
@@ -32,13 +33,15 @@ class _OrderApiApps:
 
 class OrderProviderPlugin(AirflowPlugin):
     """
-    Registers the order's deadline reference (see :mod:`airflow_order_provider.deadlines`), the
+    Registers the order's deadline reference (see :mod:`airflow_order_provider.deadlines`), its
+    priority weight strategy (premium and expedited orders first, :mod:`airflow_order_provider.priority`), the
     order API on Airflow's API server under ``/orders`` (see :mod:`airflow_order_provider.api`),
     and the **Orders** page in the UI's navigation.
     """
 
     name = "order_provider"
     deadline_references = [OrderPlacedAt]
+    priority_weight_strategies = [OrderPriorityStrategy]
     fastapi_apps = _OrderApiApps()
     # Lets ``POST /orders`` and ``GET /orders?...`` (no trailing slash) reach the mounted app.
     fastapi_root_middlewares = [
