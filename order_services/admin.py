@@ -45,13 +45,16 @@ def audit(order_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/admin/faults", tags=["admin"])
 def set_faults(body: FaultRequest, request: Request) -> dict[str, Any]:
-    config = get_context(request).faults.set(body.service, body.error_rate, body.latency_ms, body.seed)
+    config = get_context(request).faults.set(
+        body.service, body.error_rate, body.latency_ms, body.seed, body.phase
+    )
     return config.public()
 
 
 @router.get("/admin/faults", tags=["admin"])
 def list_faults(request: Request) -> dict[str, Any]:
-    return {"faults": get_context(request).faults.list()}
+    faults = get_context(request).faults
+    return {"faults": faults.list(), "received": faults.received()}
 
 
 @router.delete("/admin/faults", tags=["admin"])

@@ -1,6 +1,7 @@
 """The gate in front of every route: authentication, fault injection, Idempotency-Key presence.
 
-Runs before routing and body validation, so an unauthenticated or fault-injected request does no work.
+Runs before routing and body validation, so an unauthenticated or fault-injected request does no work
+(a fault in phase ``after`` lets the request through and replaces its answer once it is committed).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import hmac
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from order_services.errors import (
     AUTHENTICATION,
@@ -17,12 +18,16 @@ from order_services.errors import (
     SERVICE_UNAVAILABLE,
     error_response,
 )
-from order_services.faults import SERVICES, FaultRegistry
+from order_services.faults import SERVICES, FaultDecision, FaultRegistry
 
 
 def service_for_path(path: str) -> str | None:
     first = path.lstrip("/").split("/", 1)[0]
     return first if first in SERVICES else None
+
+
+def _unavailable(service: str) -> ASGIApp:
+    return error_response(503, SERVICE_UNAVAILABLE, f"{service} service unavailable (injected fault)")
 
 
 class GateMiddleware:
@@ -44,6 +49,9 @@ class GateMiddleware:
         method: str = scope["method"]
         path: str = scope["path"]
         headers = Headers(scope=scope)
+        service = service_for_path(path)
+        if service is not None:  # counted on arrival, before anything else: "the service has the request"
+            self._faults.arrive(service)
 
         is_health = path == "/health" and method in ("GET", "HEAD")
         if self._api_key is not None and not is_health and not self._authorized(headers.get("authorization")):
@@ -56,23 +64,41 @@ class GateMiddleware:
             await response(scope, receive, send)
             return
 
-        service = service_for_path(path)
-        if service is not None:
-            decision = self._faults.decide(service)
-            if decision is not None:
-                if decision.latency_seconds > 0:
-                    await asyncio.sleep(decision.latency_seconds)
-                if decision.fail:
-                    response = error_response(
-                        503, SERVICE_UNAVAILABLE, f"{service} service unavailable (injected fault)"
-                    )
-                    await response(scope, receive, send)
-                    return
-            if method == "POST" and not headers.get("idempotency-key", "").strip():
-                response = error_response(
-                    400, IDEMPOTENCY_KEY_MISSING, "POST requests require an Idempotency-Key header"
-                )
-                await response(scope, receive, send)
+        decision = self._faults.decide(service) if service is not None else None
+        if service is not None and decision is not None and decision.phase == "before":
+            if decision.latency_seconds > 0:
+                await asyncio.sleep(decision.latency_seconds)
+            if decision.fail:
+                await _unavailable(service)(scope, receive, send)
                 return
 
+        if service is not None and method == "POST" and not headers.get("idempotency-key", "").strip():
+            response = error_response(
+                400, IDEMPOTENCY_KEY_MISSING, "POST requests require an Idempotency-Key header"
+            )
+            await response(scope, receive, send)
+            return
+
+        if service is not None and decision is not None and decision.phase == "after":
+            await self._run_then_fault(service, decision, scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _run_then_fault(
+        self, service: str, decision: FaultDecision, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Carry the request out (its transaction commits before the answer is produced), hold the
+        answer back for the latency, then send it, or a 503 in its place when the draw failed."""
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        if decision.latency_seconds > 0:
+            await asyncio.sleep(decision.latency_seconds)
+        if decision.fail:
+            await _unavailable(service)(scope, receive, send)
+            return
+        for message in held:
+            await send(message)

@@ -81,3 +81,4 @@ class FaultRequest(Body):
     error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     latency_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
     seed: int | None = None
+    phase: Literal["before", "after"] = "before"

@@ -144,16 +144,42 @@ class OrderServicesServer:
         return self.get(f"/audit/{order_id}")["entries"]
 
     def set_faults(
-        self, service: str, error_rate: float = 0.0, latency_ms: int = 0, seed: int | None = None
+        self,
+        service: str,
+        error_rate: float = 0.0,
+        latency_ms: int = 0,
+        seed: int | None = None,
+        phase: str | None = None,
     ) -> dict[str, Any]:
-        """``POST /admin/faults`` for one service; returns the stored config (with the seed used)."""
+        """``POST /admin/faults`` for one service; returns the stored config (with the seed used).
+
+        ``phase="after"`` carries each faulted request out and commits it before answering 503 (a lost
+        answer); the default (``"before"``) refuses it before doing anything."""
         payload: dict[str, Any] = {"service": service, "error_rate": error_rate, "latency_ms": latency_ms}
         if seed is not None:
             payload["seed"] = seed
+        if phase is not None:
+            payload["phase"] = phase
         return self.post("/admin/faults", json=payload)  # admin calls need no Idempotency-Key
 
     def faults(self) -> list[dict[str, Any]]:
         return self.get("/admin/faults")["faults"]
+
+    def received(self) -> dict[str, int]:
+        """How many requests reached each service since the server started (``GET /admin/faults``)."""
+        return self.get("/admin/faults")["received"]
+
+    def wait_received(self, service: str, count: int, timeout: float = 30.0, interval: float = 0.01) -> int:
+        """Wait until ``service`` has received at least ``count`` requests (since start); returns the
+        count. The synchronisation point of a race test: the call is in flight at the service."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.received()[service]
+            if seen >= count:
+                return seen
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{service} received {seen} requests, not {count}, within {timeout}s")
+            time.sleep(interval)
 
     def clear_faults(self) -> None:
         """``DELETE /admin/faults``: clears the faults of every service."""

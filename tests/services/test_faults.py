@@ -55,8 +55,8 @@ def test_list_and_delete_faults(clean_faults):
     server.set_faults("inventory", error_rate=1.0, seed=3)
     server.set_faults("shipping", latency_ms=10, seed=4)
     assert server.faults() == [
-        {"service": "inventory", "error_rate": 1.0, "latency_ms": 0, "seed": 3},
-        {"service": "shipping", "error_rate": 0.0, "latency_ms": 10, "seed": 4},
+        {"service": "inventory", "error_rate": 1.0, "latency_ms": 0, "seed": 3, "phase": "before"},
+        {"service": "shipping", "error_rate": 0.0, "latency_ms": 10, "seed": 4, "phase": "before"},
     ]
     order_id = new_order()
     body = reservation_body(order_id)
