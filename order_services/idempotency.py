@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, delete, update
 from starlette.responses import Response
 
 from order_services.errors import IDEMPOTENCY_KEY_REUSED, ServiceError
@@ -85,14 +85,16 @@ def execute_idempotent(
 ) -> Response:
     """Run ``work`` at most once per ``(service, idempotency_key)`` and answer with its response.
 
-    ``work`` returns ``(status_code, body)`` or raises :class:`ServiceError` (a business error, stored
-    and audited as ``failed``). Any other exception rolls everything back and nothing is stored.
+    ``work`` returns ``(status_code, body)`` or raises :class:`ServiceError` (a business error, audited
+    as ``failed``; stored under the key only when final, see ``errors.FINAL_ERRORS``). Any other
+    exception rolls everything back and nothing is stored.
     """
 
     def transaction(conn: Connection) -> tuple[int, str, bool]:
         key_filter = {"service": service, "idempotency_key": idempotency_key}
         record = fetch_one(conn, idempotency_records, **key_filter)
-        if record is None:
+        attempts = 0
+        while record is None:
             claimed = insert_ignore(
                 conn,
                 idempotency_records,
@@ -105,10 +107,14 @@ def execute_idempotent(
                 },
                 index_elements=["service", "idempotency_key"],
             )
-            if not claimed:  # a concurrent request with this key committed first
-                record = fetch_one(conn, idempotency_records, **key_filter)
-                if record is None:
-                    raise RuntimeError("idempotency record vanished after a conflict")
+            if claimed:
+                break
+            # A concurrent request with this key committed first: replay its answer. (If it released
+            # the key again, a state-dependent refusal, the record is gone and the claim is retried.)
+            record = fetch_one(conn, idempotency_records, **key_filter)
+            attempts += 1
+            if record is None and attempts >= 3:
+                raise RuntimeError("could not claim the idempotency key")
         if record is not None:
             return _replay(record, request_fingerprint)
 
@@ -118,19 +124,26 @@ def execute_idempotent(
         try:
             with conn.begin_nested():  # a business error undoes any partial work, but is still recorded
                 status_code, body = work(conn, op)
-            ledger_status = "succeeded"
+            ledger_status, final = "succeeded", True
             details = dict(op.details)
         except ServiceError as err:
             status_code, body = err.status_code, err.body()
-            ledger_status = "failed"
+            ledger_status, final = "failed", err.final
             details = {**op.details, "error_type": err.error_type, "message": err.message}
         response_body = json.dumps(body, separators=(",", ":"))
-        conn.execute(
-            update(idempotency_records)
-            .where(idempotency_records.c.service == service)
-            .where(idempotency_records.c.idempotency_key == idempotency_key)
-            .values(status_code=status_code, response_body=response_body)
+        record_filter = (
+            idempotency_records.c.service == service,
+            idempotency_records.c.idempotency_key == idempotency_key,
         )
+        if ledger_status == "failed" and not final:
+            # A state-dependent refusal: release the key so that a retry sees the state it finds then.
+            conn.execute(delete(idempotency_records).where(*record_filter))
+        else:
+            conn.execute(
+                update(idempotency_records)
+                .where(*record_filter)
+                .values(status_code=status_code, response_body=response_body)
+            )
         if op.order_id is not None:  # e.g. a 404 for an unknown id has no order to audit
             write_ledger(
                 conn,

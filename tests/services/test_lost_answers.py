@@ -48,7 +48,9 @@ def test_phase_defaults_to_before_and_is_listed(clean_faults):
 @pytest.mark.parametrize("phase", ["during", "AFTER", "", None, 1])
 def test_unknown_phase_is_422_and_changes_nothing(clean_faults, phase):
     server = clean_faults
-    response = server.post_response("/admin/faults", {"service": "payment", "error_rate": 1.0, "phase": phase})
+    response = server.post_response(
+        "/admin/faults", {"service": "payment", "error_rate": 1.0, "phase": phase}
+    )
     assert response.status_code == 422
     assert error_type(response) == "ValidationError"
     assert response.json()["error"]["message"].startswith("phase")

@@ -79,3 +79,34 @@ def test_postgres_backend(server_factory, postgres_url):
     )
     assert sorted(r.status_code for r in results) == [201] * 5 + [409] * 7
     assert server.get_response(f"/inventory/stock/{sku}").json()["available"] == 0
+
+
+def test_postgres_state_dependent_refusals_release_the_key(server_factory, postgres_url):
+    """Concurrent repeats of a refused reservation each see the state (no replay, no 500); once stock is
+    back the same key reserves, and concurrent repeats of that success replay it."""
+    server = server_factory(db=postgres_url, initial_stock=3)
+    sku = new_sku()
+    holder = server.post(
+        "/inventory/reservations",
+        reservation_body(new_order(), items=[{"sku": sku, "quantity": 3}]),
+        idempotency_key=new_key(),
+    )
+    order_id, key = new_order(), new_key()
+    body = reservation_body(order_id, items=[{"sku": sku, "quantity": 2}])
+    refused = run_concurrently(
+        8, lambda _i: server.post_response("/inventory/reservations", body, idempotency_key=key)
+    )
+    assert {r.status_code for r in refused} == {409}
+    assert {error_type(r) for r in refused} == {"OutOfStockError"}
+    assert ledger(server.audit(order_id)) == [("inventory", "reserve", "failed")] * 8
+
+    server.post(
+        f"/inventory/reservations/{holder['reservation_id']}/release", {}, idempotency_key=new_key()
+    )
+    reserved = run_concurrently(
+        8, lambda _i: server.post_response("/inventory/reservations", body, idempotency_key=key)
+    )
+    assert {r.status_code for r in reserved} == {201}
+    assert len({r.content for r in reserved}) == 1
+    assert server.get(f"/inventory/stock/{sku}")["reserved"] == 2
+    assert ledger(server.audit(order_id))[8:] == [("inventory", "reserve", "succeeded")]
