@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from starlette.responses import Response
 
 from order_services import errors
@@ -29,17 +29,31 @@ DECLINES: dict[str, tuple[str, str]] = {
 }
 
 
-def _charge_body(row: dict[str, Any]) -> dict[str, Any]:
+def charge_status(stored_status: str, amount: int, refunded_amount: int) -> str:
+    """``succeeded``, ``partially_refunded`` (some of it refunded) or ``refunded`` (all of it)."""
+    if stored_status == "refunded" or refunded_amount >= amount:
+        return "refunded"
+    return "partially_refunded" if refunded_amount > 0 else "succeeded"
+
+
+def _charge_body(row: dict[str, Any], refunded_amount: int = 0) -> dict[str, Any]:
     return {
         "payment_id": row["payment_id"],
         "order_id": row["order_id"],
         "customer_id": row["customer_id"],
         "amount": row["amount"],
         "currency": row["currency"],
-        "status": row["status"],
+        "status": charge_status(row["status"], row["amount"], refunded_amount),
+        "refunded_amount": refunded_amount,
         "transaction_ref": row["transaction_ref"],
         "processed_at": row["processed_at"],
     }
+
+
+def _with_refunds(row: dict[str, Any], refund_bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    body = _charge_body(row, sum(r["amount"] for r in refund_bodies))
+    body["refunds"] = refund_bodies
+    return body
 
 
 def _refund_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +91,8 @@ def charge(conn: Connection, op: Operation, req: ChargeRequest) -> tuple[int, di
 def refund(
     conn: Connection, op: Operation, payment_id: str, req: RefundRequest
 ) -> tuple[int, dict[str, Any]]:
+    """Refund ``req.amount`` (default: all that is left). The charge row is locked first, so concurrent
+    refunds of one charge run one after the other and never refund more than was charged."""
     row = (
         conn.execute(select(charges).where(charges.c.payment_id == payment_id).with_for_update())
         .mappings()
@@ -85,22 +101,21 @@ def refund(
     if row is None:
         raise ServiceError(404, errors.PAYMENT_NOT_FOUND, f"payment {payment_id} not found")
     op.order_id = row["order_id"]
-    amount = req.amount if req.amount is not None else row["amount"]
+    refunded = refunded_amount(conn, payment_id)
+    left = 0 if row["status"] == "refunded" else max(row["amount"] - refunded, 0)
+    amount = req.amount if req.amount is not None else left
     op.details = {"payment_id": payment_id, "amount": amount, "reason": req.reason}
-    if row["status"] != "succeeded":
-        raise ServiceError(409, errors.INVALID_STATE, f"payment {payment_id} is already {row['status']}")
-    if amount > row["amount"]:
-        raise ServiceError(
-            422, errors.VALIDATION, f"amount: {amount} exceeds the charged amount {row['amount']}"
-        )
-    result = conn.execute(
-        update(charges)
-        .where(charges.c.payment_id == payment_id)
-        .where(charges.c.status == "succeeded")
-        .values(status="refunded")
-    )
-    if result.rowcount != 1:  # refunded concurrently under another key
+    if left == 0:
         raise ServiceError(409, errors.INVALID_STATE, f"payment {payment_id} is already refunded")
+    if amount > left:
+        raise ServiceError(
+            422,
+            errors.VALIDATION,
+            f"amount: {amount} exceeds the refundable amount {left} "
+            f"(charged {row['amount']}, refunded {refunded})",
+        )
+    if amount == left:
+        conn.execute(update(charges).where(charges.c.payment_id == payment_id).values(status="refunded"))
     refund_row = {
         "refund_id": new_id("ref"),
         "payment_id": payment_id,
@@ -111,8 +126,15 @@ def refund(
         "created_at": isoformat(utcnow()),
     }
     conn.execute(refunds.insert().values(**refund_row))
-    op.details["refund_id"] = refund_row["refund_id"]
+    op.details.update(refund_id=refund_row["refund_id"], refunded_amount=refunded + amount)
     return 201, _refund_body(refund_row)
+
+
+def refunded_amount(conn: Connection, payment_id: str) -> int:
+    total = conn.execute(
+        select(func.coalesce(func.sum(refunds.c.amount), 0)).where(refunds.c.payment_id == payment_id)
+    ).scalar_one()
+    return int(total)
 
 
 def load_charge(store: Store, payment_id: str) -> dict[str, Any]:
@@ -121,11 +143,11 @@ def load_charge(store: Store, payment_id: str) -> dict[str, Any]:
         if row is None:
             raise ServiceError(404, errors.PAYMENT_NOT_FOUND, f"payment {payment_id} not found")
         refund_rows = conn.execute(
-            select(refunds).where(refunds.c.payment_id == payment_id).order_by(refunds.c.created_at)
+            select(refunds)
+            .where(refunds.c.payment_id == payment_id)
+            .order_by(refunds.c.created_at, refunds.c.refund_id)
         ).mappings()
-        body = _charge_body(dict(row))
-        body["refunds"] = [_refund_body(dict(r)) for r in refund_rows]
-    return body
+        return _with_refunds(dict(row), [_refund_body(dict(r)) for r in refund_rows])
 
 
 def list_charges(store: Store, order_id: str) -> list[dict[str, Any]]:
@@ -153,12 +175,7 @@ def list_charges(store: Store, order_id: str) -> list[dict[str, Any]]:
             ).mappings()
             for r in refund_rows:
                 by_payment[r["payment_id"]].append(_refund_body(dict(r)))
-    result = []
-    for row in rows:
-        body = _charge_body(dict(row))
-        body["refunds"] = by_payment[row["payment_id"]]
-        result.append(body)
-    return result
+    return [_with_refunds(dict(row), by_payment[row["payment_id"]]) for row in rows]
 
 
 @router.post("/charges", status_code=201)

@@ -79,7 +79,8 @@ def test_charges_of_an_order_with_refunds_oldest_first(order_services):
         order_services.get(f"/payment/charges/{first['payment_id']}"),
         order_services.get(f"/payment/charges/{second['payment_id']}"),
     ]
-    assert charges[0]["status"] == "refunded"
+    assert charges[0]["status"] == "partially_refunded"  # 1000 of 4999
+    assert charges[0]["refunded_amount"] == 1000
     assert charges[0]["refunds"] == [refund]
     assert refund["amount"] == 1000
     assert charges[1]["status"] == "succeeded"

@@ -36,6 +36,7 @@ def test_pm_card_ok_succeeds(order_services):
         "amount",
         "currency",
         "status",
+        "refunded_amount",
         "transaction_ref",
         "processed_at",
     }
@@ -45,6 +46,7 @@ def test_pm_card_ok_succeeds(order_services):
     assert body["amount"] == 4999
     assert body["currency"] == "EUR"
     assert body["status"] == "succeeded"
+    assert body["refunded_amount"] == 0
     assert body["transaction_ref"]
     assert datetime.fromisoformat(body["processed_at"]).tzinfo is not None
 

@@ -100,9 +100,7 @@ def test_postgres_state_dependent_refusals_release_the_key(server_factory, postg
     assert {error_type(r) for r in refused} == {"OutOfStockError"}
     assert ledger(server.audit(order_id)) == [("inventory", "reserve", "failed")] * 8
 
-    server.post(
-        f"/inventory/reservations/{holder['reservation_id']}/release", {}, idempotency_key=new_key()
-    )
+    server.post(f"/inventory/reservations/{holder['reservation_id']}/release", {}, idempotency_key=new_key())
     reserved = run_concurrently(
         8, lambda _i: server.post_response("/inventory/reservations", body, idempotency_key=key)
     )
@@ -110,3 +108,18 @@ def test_postgres_state_dependent_refusals_release_the_key(server_factory, postg
     assert len({r.content for r in reserved}) == 1
     assert server.get(f"/inventory/stock/{sku}")["reserved"] == 2
     assert ledger(server.audit(order_id))[8:] == [("inventory", "reserve", "succeeded")]
+
+
+def test_postgres_concurrent_partial_refunds(server_factory, postgres_url):
+    """The charge row lock serializes refunds of one charge: never more than was charged."""
+    server = server_factory(db=postgres_url)
+    order_id = new_order()
+    payment = server.post("/payment/charges", charge_body(order_id, amount=1000), idempotency_key=new_key())
+    path = f"/payment/charges/{payment['payment_id']}/refund"
+    responses = run_concurrently(
+        10, lambda _i: server.post_response(path, {"reason": "r", "amount": 300}, idempotency_key=new_key())
+    )
+    assert sorted(r.status_code for r in responses) == [201] * 3 + [422] * 7
+    charge = server.get(f"/payment/charges/{payment['payment_id']}")
+    assert (charge["status"], charge["refunded_amount"]) == ("partially_refunded", 900)
+    assert ledger(server.audit(order_id)).count(("payment", "refund", "succeeded")) == 3
