@@ -31,7 +31,8 @@ def describe_validation_errors(exc: RequestValidationError) -> str:
         loc = [str(p) for p in error.get("loc", ())]
         if len(loc) > 1 and loc[0] in _LOCATION_ROOTS:
             loc = loc[1:]
-        parts.append(f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid value')}")
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(loc) or 'body'}: {message}")
     return "; ".join(parts) or "invalid request"
 
 

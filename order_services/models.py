@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from order_services.limits import CURRENCIES, MAX_AMOUNT, MAX_QUANTITY, MAX_SEED
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+#: An amount in minor units, 1..MAX_AMOUNT (a JSON integer: 10.5, "100" and 1e3 are refused).
+Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
+
+
+def _iso_currency(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError(f"unknown currency {value!r}: use an upper-case ISO 4217 code such as EUR or USD")
+    return value
+
+
+Currency = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_iso_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES), "description": "ISO 4217 code"}),
+]
 
 PaymentMethod = Literal[
     "pm_card_ok",
@@ -26,19 +44,19 @@ class Body(BaseModel):
 class ChargeRequest(Body):
     order_id: Text
     customer_id: Text
-    amount: PositiveInt
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$", to_upper=True)]
+    amount: Amount
+    currency: Currency
     payment_method: PaymentMethod
 
 
 class RefundRequest(Body):
     reason: Annotated[str, StringConstraints(max_length=1000)]
-    amount: PositiveInt | None = None
+    amount: Amount | None = None
 
 
 class ReservationItem(Body):
     sku: Text
-    quantity: PositiveInt
+    quantity: Quantity
 
 
 class ReservationRequest(Body):
@@ -80,5 +98,5 @@ class FaultRequest(Body):
     service: ServiceName
     error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     latency_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     phase: Literal["before", "after"] = "before"
