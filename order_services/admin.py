@@ -15,7 +15,7 @@ from order_services.storage import ledger
 router = APIRouter()
 
 
-@router.get("/health", tags=["admin"])
+@router.api_route("/health", methods=["GET", "HEAD"], tags=["admin"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 

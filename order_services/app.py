@@ -10,18 +10,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
-from order_services import __version__, admin, inventory, notification, payment, shipping
+from order_services import __version__, admin, errors, inventory, notification, payment, shipping
 from order_services.context import ServiceContext, Settings
 from order_services.errors import VALIDATION, ServiceError, error_response
 from order_services.faults import FaultRegistry
-from order_services.middleware import GateMiddleware
+from order_services.middleware import BodyGuardMiddleware, GateMiddleware
 from order_services.storage import Store, normalize_db_url
 
 log = logging.getLogger(__name__)
 
 _LOCATION_ROOTS = ("body", "query", "path", "header", "cookie")
-_HTTP_ERROR_TYPES = {404: "NotFoundError", 405: "MethodNotAllowedError"}
+_HTTP_ERROR_TYPES = {404: errors.NOT_FOUND, 405: errors.METHOD_NOT_ALLOWED, 413: errors.PAYLOAD_TOO_LARGE}
 
 
 def describe_validation_errors(exc: RequestValidationError) -> str:
@@ -46,10 +47,28 @@ async def _service_error_handler(_request: Request, exc: Exception) -> JSONRespo
     return error_response(exc.status_code, exc.error_type, exc.message)
 
 
-async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods.update(route_methods)
+    return sorted(methods)
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        message = f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        return error_response(405, errors.METHOD_NOT_ALLOWED, message, headers=headers)
+    if exc.status_code == 400:  # FastAPI could not decode the body (the body guard answers first)
+        return error_response(422, errors.VALIDATION, f"body: {exc.detail}")
     error_type = _HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError")
-    return error_response(exc.status_code, error_type, str(exc.detail), headers=exc.headers)
+    return error_response(exc.status_code, error_type, str(exc.detail), headers=headers or None)
 
 
 async def _unexpected_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -88,6 +107,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.order_services = context
+    # The last added runs first: the gate (auth, faults, key), then the body guard, then routing.
+    app.add_middleware(BodyGuardMiddleware)
     app.add_middleware(GateMiddleware, api_key=api_key or None, faults=context.faults)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(ServiceError, _service_error_handler)

@@ -1,4 +1,5 @@
-"""The gate in front of every route: authentication, fault injection, Idempotency-Key presence.
+"""The gate in front of every route: authentication, fault injection, Idempotency-Key presence; then
+the body guard: size limit and decodable JSON.
 
 Runs before routing and body validation, so an unauthenticated or fault-injected request does no work
 (a fault in phase ``after`` lets the request through and replaces its answer once it is committed).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
+import re
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,10 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from order_services.errors import (
     AUTHENTICATION,
     IDEMPOTENCY_KEY_MISSING,
+    PAYLOAD_TOO_LARGE,
     SERVICE_UNAVAILABLE,
+    VALIDATION,
     error_response,
 )
 from order_services.faults import SERVICES, FaultDecision, FaultRegistry
+from order_services.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 
 
 def service_for_path(path: str) -> str | None:
@@ -102,3 +108,111 @@ class GateMiddleware:
             return
         for message in held:
             await send(message)
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON text (strings skipped), without parsing it."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub('""', text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_json_body(body: bytes) -> str | None:
+    """Why ``body`` is not acceptable JSON (a message naming ``body``), or None when it is."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"body: not valid UTF-8 (byte 0x{body[exc.start]:02x} at position {exc.start})"
+    if not text.strip():
+        return "body: empty; send a JSON object"
+    if json_depth(text) > MAX_JSON_DEPTH:
+        return f"body: JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        return f"body: JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError as exc:  # json.JSONDecodeError, NaN/Infinity, an integer literal too long to parse
+        return f"body: not valid JSON ({exc})"
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+class BodyGuardMiddleware:
+    """Bounds the request body to ``MAX_BODY_BYTES`` (413, without reading past the limit) and answers
+    422 for a JSON body that cannot be decoded (bad UTF-8, not JSON, nested too deep), so that no
+    handler ever sees such a body. Runs inside the gate (after authentication and faults)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self._max_bytes = max_bytes
+
+    def _too_large(self) -> ASGIApp:
+        return error_response(
+            413, PAYLOAD_TOO_LARGE, f"body: larger than the limit of {self._max_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        if declared in ("", "0") and "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client is gone: nothing to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+
+        if body and scope["method"] in _BODY_METHODS and _is_json(headers.get("content-type")):
+            problem = check_json_body(body)
+            if problem is not None:
+                await error_response(422, VALIDATION, problem)(scope, receive, send)
+                return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
