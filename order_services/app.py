@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from order_services import __version__, admin, errors, inventory, notification, payment, shipping
 from order_services.context import ServiceContext, Settings
+from order_services.contract import contract_openapi
 from order_services.errors import VALIDATION, ServiceError, error_response
 from order_services.faults import FaultRegistry
 from order_services.middleware import BodyGuardMiddleware, GateMiddleware
@@ -116,4 +117,5 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected_error_handler)
     for module in (payment, inventory, shipping, notification, admin):
         app.include_router(module.router)
+    app.openapi = lambda: contract_openapi(app)  # type: ignore[method-assign]
     return app

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Header, Request
 from starlette.responses import Response
 
 from order_services.faults import FaultRegistry
 from order_services.idempotency import Work, execute_idempotent
 from order_services.storage import Store
 from order_services.util import fingerprint
+
+#: The header every mutating call of the four services requires (the gate answers 400 without it).
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        description="Makes the call safe to repeat: the same key and body replay the first answer.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class ServiceContext:
         self,
         request: Request,
         *,
+        idempotency_key: str,
         service: str,
         operation: str,
         payload: dict,
@@ -37,8 +49,8 @@ class ServiceContext:
         work: Work,
     ) -> Response:
         """Run a mutating call idempotently under the request's Idempotency-Key."""
-        # The gate middleware already answered 400 when the header is missing.
-        key = request.headers["idempotency-key"].strip()
+        # The gate middleware already answered 400 when the header is missing or blank.
+        key = idempotency_key.strip()
         return execute_idempotent(
             self.store,
             service=service,

@@ -18,10 +18,19 @@ from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
 from order_services import errors
-from order_services.context import Settings, get_context
+from order_services.context import IdempotencyKey, Settings, get_context
+from order_services.contract import answers
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation, write_ledger
-from order_services.models import ReasonRequest, ReservationRequest, Text
+from order_services.models import (
+    ReasonRequest,
+    ReleaseAnswer,
+    ReservationAnswer,
+    ReservationList,
+    ReservationRequest,
+    StockAnswer,
+    Text,
+)
 from order_services.storage import Store, insert_ignore, reservation_lines, reservations, stock
 from order_services.util import isoformat, new_id, utcnow
 
@@ -241,12 +250,23 @@ def expire_holds(store: Store) -> int:
     return len(due)
 
 
-@router.post("/reservations", status_code=201)
-def create_reservation(body: ReservationRequest, request: Request) -> Response:
+@router.post(
+    "/reservations",
+    status_code=201,
+    operation_id="createReservation",
+    response_model=None,
+    responses=answers(
+        201, ReservationAnswer, errors.OUT_OF_STOCK, errors.ITEM_DISCONTINUED, errors.REGION_NOT_SERVICED
+    ),
+)
+def create_reservation(
+    body: ReservationRequest, request: Request, idempotency_key: IdempotencyKey
+) -> Response:
     ctx = get_context(request)
     expire_holds(ctx.store)
     return ctx.execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="reserve",
         payload=body.model_dump(mode="json"),
@@ -255,13 +275,25 @@ def create_reservation(body: ReservationRequest, request: Request) -> Response:
     )
 
 
-@router.post("/reservations/{reservation_id}/release", status_code=200)
-def release_reservation(reservation_id: str, request: Request, body: ReasonRequest | None = None) -> Response:
+@router.post(
+    "/reservations/{reservation_id}/release",
+    status_code=200,
+    operation_id="releaseReservation",
+    response_model=None,
+    responses=answers(200, ReleaseAnswer, errors.RESERVATION_NOT_FOUND, errors.INVALID_STATE),
+)
+def release_reservation(
+    reservation_id: str,
+    request: Request,
+    idempotency_key: IdempotencyKey,
+    body: ReasonRequest | None = None,
+) -> Response:
     ctx = get_context(request)
     expire_holds(ctx.store)
     body = body or ReasonRequest()
     return ctx.execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="release",
         payload=body.model_dump(mode="json"),
@@ -270,7 +302,12 @@ def release_reservation(reservation_id: str, request: Request, body: ReasonReque
     )
 
 
-@router.get("/reservations")
+@router.get(
+    "/reservations",
+    operation_id="listReservations",
+    response_model=None,
+    responses=answers(200, ReservationList),
+)
 def get_reservations_of_order(request: Request, order_id: Annotated[Text, Query()]) -> dict[str, Any]:
     """Every reservation of the order, oldest first (holds that ran out are expired first, as on every
     inventory request)."""
@@ -293,7 +330,12 @@ def get_reservations_of_order(request: Request, order_id: Annotated[Text, Query(
         }
 
 
-@router.get("/reservations/{reservation_id}")
+@router.get(
+    "/reservations/{reservation_id}",
+    operation_id="getReservation",
+    response_model=None,
+    responses=answers(200, ReservationAnswer, errors.RESERVATION_NOT_FOUND),
+)
 def get_reservation(reservation_id: str, request: Request) -> dict[str, Any]:
     ctx = get_context(request)
     expire_holds(ctx.store)
@@ -308,7 +350,7 @@ def get_reservation(reservation_id: str, request: Request) -> dict[str, Any]:
         return reservation_body(dict(row), reservation_items(conn, reservation_id))
 
 
-@router.get("/stock/{sku}")
+@router.get("/stock/{sku}", operation_id="getStock", response_model=None, responses=answers(200, StockAnswer))
 def get_stock(sku: str, request: Request) -> dict[str, Any]:
     ctx = get_context(request)
     expire_holds(ctx.store)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
@@ -100,3 +100,174 @@ class FaultRequest(Body):
     latency_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
     phase: Literal["before", "after"] = "before"
+
+
+# -- Answers (documented in the OpenAPI schema; the handlers build the same shapes as dicts) ---------
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RefundAnswer(Answer):
+    refund_id: str
+    payment_id: str
+    order_id: str
+    amount: int
+    status: Literal["succeeded"]
+    reason: str
+
+
+class ChargeAnswer(Answer):
+    payment_id: str
+    order_id: str
+    customer_id: str
+    amount: int
+    currency: str
+    status: Literal["succeeded", "partially_refunded", "refunded"]
+    refunded_amount: int
+    transaction_ref: str
+    processed_at: str
+
+
+class ChargeWithRefunds(ChargeAnswer):
+    refunds: list[RefundAnswer]
+
+
+class ChargeList(Answer):
+    charges: list[ChargeWithRefunds]
+
+
+class ReservationLine(Answer):
+    sku: str
+    quantity: int
+
+
+class ReservationAnswer(Answer):
+    reservation_id: str
+    order_id: str
+    items: list[ReservationLine]
+    region: str
+    warehouse_id: str
+    priority: Literal["normal", "high"]
+    status: Literal["held", "committed", "released", "expired"]
+    expires_at: str
+
+
+class ReservationList(Answer):
+    reservations: list[ReservationAnswer]
+
+
+class ReleaseAnswer(Answer):
+    reservation_id: str
+    status: Literal["released"]
+
+
+class StockAnswer(Answer):
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class AddressAnswer(Answer):
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str
+    country: str
+    region: str
+
+
+class ShipmentAnswer(Answer):
+    shipment_id: str
+    order_id: str
+    reservation_id: str
+    tracking_number: str
+    carrier: str
+    service_level: Literal["standard", "express"]
+    address: AddressAnswer
+    status: Literal["scheduled", "dispatched", "cancelled"]
+    estimated_delivery: str
+    dispatch_at: str
+
+
+class ShipmentList(Answer):
+    shipments: list[ShipmentAnswer]
+
+
+class CancelAnswer(Answer):
+    shipment_id: str
+    status: Literal["cancelled"]
+
+
+class EmailAnswer(Answer):
+    message_id: str
+    order_id: str
+    to: str
+    status: Literal["queued"]
+
+
+class OutboxMessage(EmailAnswer):
+    subject: str
+    body: str
+    created_at: str
+
+
+class Outbox(Answer):
+    messages: list[OutboxMessage]
+
+
+class AuditEntry(Answer):
+    id: int
+    service: ServiceName
+    operation: Literal["charge", "refund", "reserve", "release", "schedule", "cancel", "email"]
+    status: Literal["succeeded", "failed", "expired"]
+    idempotency_key: str | None
+    created_at: str
+    details: dict[str, Any]
+
+
+class AuditAnswer(Answer):
+    order_id: str
+    entries: list[AuditEntry]
+
+
+class FaultConfigAnswer(Answer):
+    service: ServiceName
+    error_rate: float
+    latency_ms: int
+    seed: int
+    phase: Literal["before", "after"]
+
+
+class ReceivedCounts(Answer):
+    payment: int
+    inventory: int
+    shipping: int
+    notification: int
+
+
+class FaultList(Answer):
+    faults: list[FaultConfigAnswer]
+    received: ReceivedCounts
+
+
+class FaultsCleared(Answer):
+    faults: list[FaultConfigAnswer]
+
+
+class HealthAnswer(Answer):
+    status: Literal["ok"]
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"type": "<ErrorName>", "message": "<human text>"}}``."""
+
+    error: ErrorDetail

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection, select
 from starlette.responses import Response
 
-from order_services.context import get_context
+from order_services.context import IdempotencyKey, get_context
+from order_services.contract import answers
 from order_services.idempotency import Operation
-from order_services.models import EmailRequest
+from order_services.models import EmailAnswer, EmailRequest, Outbox
 from order_services.storage import emails
 from order_services.util import isoformat, new_id, utcnow
 
@@ -34,10 +35,17 @@ def queue_email(conn: Connection, op: Operation, req: EmailRequest) -> tuple[int
     return 201, {"message_id": row["message_id"], "order_id": req.order_id, "to": req.to, "status": "queued"}
 
 
-@router.post("/emails", status_code=201)
-def create_email(body: EmailRequest, request: Request) -> Response:
+@router.post(
+    "/emails",
+    status_code=201,
+    operation_id="queueEmail",
+    response_model=None,
+    responses=answers(201, EmailAnswer),
+)
+def create_email(body: EmailRequest, request: Request, idempotency_key: IdempotencyKey) -> Response:
     return get_context(request).execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="email",
         payload=body.model_dump(mode="json"),
@@ -46,7 +54,7 @@ def create_email(body: EmailRequest, request: Request) -> Response:
     )
 
 
-@router.get("/outbox")
+@router.get("/outbox", operation_id="listOutbox", response_model=None, responses=answers(200, Outbox))
 def outbox(request: Request, order_id: str | None = None) -> dict[str, Any]:
     stmt = select(emails).order_by(emails.c.created_at, emails.c.message_id)
     if order_id is not None:

@@ -10,10 +10,19 @@ from sqlalchemy import Connection, func, select, update
 from starlette.responses import Response
 
 from order_services import errors
-from order_services.context import get_context
+from order_services.context import IdempotencyKey, get_context
+from order_services.contract import answers
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
-from order_services.models import ChargeRequest, RefundRequest, Text
+from order_services.models import (
+    ChargeAnswer,
+    ChargeList,
+    ChargeRequest,
+    ChargeWithRefunds,
+    RefundAnswer,
+    RefundRequest,
+    Text,
+)
 from order_services.storage import Store, charges, refunds
 from order_services.util import isoformat, new_id, utcnow
 
@@ -27,6 +36,7 @@ DECLINES: dict[str, tuple[str, str]] = {
     "pm_card_insufficient_funds": (errors.INSUFFICIENT_FUNDS, "the card has insufficient funds"),
     "pm_card_expired": (errors.CARD_EXPIRED, "the card has expired"),
 }
+DECLINE_TYPES = tuple(error_type for error_type, _message in DECLINES.values())
 
 
 def charge_status(stored_status: str, amount: int, refunded_amount: int) -> str:
@@ -178,10 +188,17 @@ def list_charges(store: Store, order_id: str) -> list[dict[str, Any]]:
     return [_with_refunds(dict(row), by_payment[row["payment_id"]]) for row in rows]
 
 
-@router.post("/charges", status_code=201)
-def create_charge(body: ChargeRequest, request: Request) -> Response:
+@router.post(
+    "/charges",
+    status_code=201,
+    operation_id="createCharge",
+    response_model=None,
+    responses=answers(201, ChargeAnswer, *DECLINE_TYPES),
+)
+def create_charge(body: ChargeRequest, request: Request, idempotency_key: IdempotencyKey) -> Response:
     return get_context(request).execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="charge",
         payload=body.model_dump(mode="json"),
@@ -190,10 +207,19 @@ def create_charge(body: ChargeRequest, request: Request) -> Response:
     )
 
 
-@router.post("/charges/{payment_id}/refund", status_code=201)
-def create_refund(payment_id: str, body: RefundRequest, request: Request) -> Response:
+@router.post(
+    "/charges/{payment_id}/refund",
+    status_code=201,
+    operation_id="refundCharge",
+    response_model=None,
+    responses=answers(201, RefundAnswer, errors.PAYMENT_NOT_FOUND, errors.INVALID_STATE, errors.VALIDATION),
+)
+def create_refund(
+    payment_id: str, body: RefundRequest, request: Request, idempotency_key: IdempotencyKey
+) -> Response:
     return get_context(request).execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="refund",
         payload=body.model_dump(mode="json"),
@@ -202,11 +228,16 @@ def create_refund(payment_id: str, body: RefundRequest, request: Request) -> Res
     )
 
 
-@router.get("/charges")
+@router.get("/charges", operation_id="listCharges", response_model=None, responses=answers(200, ChargeList))
 def get_charges_of_order(request: Request, order_id: Annotated[Text, Query()]) -> dict[str, Any]:
     return {"charges": list_charges(get_context(request).store, order_id)}
 
 
-@router.get("/charges/{payment_id}")
+@router.get(
+    "/charges/{payment_id}",
+    operation_id="getCharge",
+    response_model=None,
+    responses=answers(200, ChargeWithRefunds, errors.PAYMENT_NOT_FOUND),
+)
 def get_charge(payment_id: str, request: Request) -> dict[str, Any]:
     return load_charge(get_context(request).store, payment_id)

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
 from order_services import errors
-from order_services.context import Settings, get_context
+from order_services.context import IdempotencyKey, Settings, get_context
+from order_services.contract import answers
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
 from order_services.inventory import (
@@ -21,7 +22,14 @@ from order_services.inventory import (
     reservation_items,
     set_reservation_status,
 )
-from order_services.models import ReasonRequest, ShipmentRequest, Text
+from order_services.models import (
+    CancelAnswer,
+    ReasonRequest,
+    ShipmentAnswer,
+    ShipmentList,
+    ShipmentRequest,
+    Text,
+)
 from order_services.storage import shipments
 from order_services.util import isoformat, new_id, tracking_number, utcnow
 
@@ -140,12 +148,25 @@ def cancel(
     return 200, {"shipment_id": shipment_id, "status": "cancelled"}
 
 
-@router.post("/shipments", status_code=201)
-def create_shipment(body: ShipmentRequest, request: Request) -> Response:
+@router.post(
+    "/shipments",
+    status_code=201,
+    operation_id="createShipment",
+    response_model=None,
+    responses=answers(
+        201,
+        ShipmentAnswer,
+        errors.RESERVATION_NOT_FOUND,
+        errors.INVALID_STATE,
+        errors.ADDRESS_UNDELIVERABLE,
+    ),
+)
+def create_shipment(body: ShipmentRequest, request: Request, idempotency_key: IdempotencyKey) -> Response:
     ctx = get_context(request)
     expire_holds(ctx.store)
     return ctx.execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="schedule",
         payload=body.model_dump(mode="json"),
@@ -154,12 +175,24 @@ def create_shipment(body: ShipmentRequest, request: Request) -> Response:
     )
 
 
-@router.post("/shipments/{shipment_id}/cancel", status_code=200)
-def cancel_shipment(shipment_id: str, request: Request, body: ReasonRequest | None = None) -> Response:
+@router.post(
+    "/shipments/{shipment_id}/cancel",
+    status_code=200,
+    operation_id="cancelShipment",
+    response_model=None,
+    responses=answers(200, CancelAnswer, errors.SHIPMENT_NOT_FOUND, errors.INVALID_STATE),
+)
+def cancel_shipment(
+    shipment_id: str,
+    request: Request,
+    idempotency_key: IdempotencyKey,
+    body: ReasonRequest | None = None,
+) -> Response:
     ctx = get_context(request)
     body = body or ReasonRequest()
     return ctx.execute(
         request,
+        idempotency_key=idempotency_key,
         service=SERVICE,
         operation="cancel",
         payload=body.model_dump(mode="json"),
@@ -168,7 +201,9 @@ def cancel_shipment(shipment_id: str, request: Request, body: ReasonRequest | No
     )
 
 
-@router.get("/shipments")
+@router.get(
+    "/shipments", operation_id="listShipments", response_model=None, responses=answers(200, ShipmentList)
+)
 def get_shipments_of_order(request: Request, order_id: Annotated[Text, Query()]) -> dict[str, Any]:
     """Every shipment of the order, oldest first (cancelled ones included)."""
     with get_context(request).store.read() as conn:
@@ -184,7 +219,12 @@ def get_shipments_of_order(request: Request, order_id: Annotated[Text, Query()])
     return {"shipments": [shipment_body(dict(row)) for row in rows]}
 
 
-@router.get("/shipments/{shipment_id}")
+@router.get(
+    "/shipments/{shipment_id}",
+    operation_id="getShipment",
+    response_model=None,
+    responses=answers(200, ShipmentAnswer, errors.SHIPMENT_NOT_FOUND),
+)
 def get_shipment(shipment_id: str, request: Request) -> dict[str, Any]:
     with get_context(request).store.read() as conn:
         row = conn.execute(select(shipments).where(shipments.c.shipment_id == shipment_id)).mappings().first()
