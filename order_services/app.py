@@ -110,7 +110,7 @@ def create_app(
     app.state.order_services = context
     # The last added runs first: the gate (auth, faults, key), then the body guard, then routing.
     app.add_middleware(BodyGuardMiddleware)
-    app.add_middleware(GateMiddleware, api_key=api_key or None, faults=context.faults)
+    app.add_middleware(GateMiddleware, api_key=api_key or None, faults=context.faults, router=app.router)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(ServiceError, _service_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

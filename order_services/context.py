@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from order_services.faults import FaultRegistry
 from order_services.idempotency import Work, execute_idempotent
+from order_services.models import NOT_BLANK
 from order_services.storage import Store
 from order_services.util import fingerprint
 
@@ -19,6 +20,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
+        pattern=NOT_BLANK,
         description="Makes the call safe to repeat: the same key and body replay the first answer.",
     ),
 ]

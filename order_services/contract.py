@@ -66,9 +66,28 @@ def _error_response(status: int, error_types: list[str]) -> dict[str, Any]:
     }
 
 
-def answers(status: int, model: type[BaseModel], *error_types: str) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a route: its success body and the business errors it can answer."""
+def link(operation_id: str, *, body: dict[str, str] | None = None, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to ``operation_id``; each parameter (or body field) takes a field of this answer's
+    body (``payment_id="payment_id"`` is ``$response.body#/payment_id``)."""
+    definition: dict[str, Any] = {"operationId": operation_id}
+    if parameters:
+        definition["parameters"] = {name: f"$response.body#/{field}" for name, field in parameters.items()}
+    if body:
+        definition["requestBody"] = {name: f"$response.body#/{field}" for name, field in body.items()}
+    return definition
+
+
+def answers(
+    status: int,
+    model: type[BaseModel],
+    *error_types: str,
+    links: dict[str, dict[str, Any]] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: its success body (with the links to what can be done with it next)
+    and the business errors it can answer."""
     responses: dict[int | str, dict[str, Any]] = {status: {"model": model, "description": "Success"}}
+    if links:
+        responses[status]["links"] = links
     by_status: dict[int, list[str]] = defaultdict(list)
     for error_type in error_types:
         by_status[STATUS_OF[error_type]].append(error_type)
@@ -133,5 +152,23 @@ def contract_openapi(app: FastAPI) -> dict[str, Any]:
                 _add_error(responses, errors.IDEMPOTENCY_KEY_MISSING)
                 _add_error(responses, errors.IDEMPOTENCY_KEY_REUSED)
             operation["responses"] = dict(sorted(responses.items()))
+    _integral_bounds(schema)
     app.openapi_schema = schema
     return schema
+
+
+def _integral_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI model holds bounds as floats (``maximum: 1000000000000.0``); write integral ones as
+    integers, as the validation has them."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = int(value)
+            else:
+                _integral_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _integral_bounds(item)
+
+
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from order_services import errors
 from order_services.context import IdempotencyKey, Settings, get_context
-from order_services.contract import answers
+from order_services.contract import answers, link
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation, write_ledger
 from order_services.models import (
@@ -256,7 +256,21 @@ def expire_holds(store: Store) -> int:
     operation_id="createReservation",
     response_model=None,
     responses=answers(
-        201, ReservationAnswer, errors.OUT_OF_STOCK, errors.ITEM_DISCONTINUED, errors.REGION_NOT_SERVICED
+        201,
+        ReservationAnswer,
+        errors.OUT_OF_STOCK,
+        errors.ITEM_DISCONTINUED,
+        errors.REGION_NOT_SERVICED,
+        links={
+            "GetReservation": link("getReservation", reservation_id="reservation_id"),
+            "ReleaseReservation": link("releaseReservation", reservation_id="reservation_id"),
+            "ScheduleShipment": link(
+                "createShipment", body={"reservation_id": "reservation_id", "order_id": "order_id"}
+            ),
+            "ListReservations": link("listReservations", order_id="order_id"),
+            "GetStock": link("getStock", sku="items/0/sku"),
+            "GetAudit": link("getAudit", order_id="order_id"),
+        },
     ),
 )
 def create_reservation(
@@ -280,7 +294,13 @@ def create_reservation(
     status_code=200,
     operation_id="releaseReservation",
     response_model=None,
-    responses=answers(200, ReleaseAnswer, errors.RESERVATION_NOT_FOUND, errors.INVALID_STATE),
+    responses=answers(
+        200,
+        ReleaseAnswer,
+        errors.RESERVATION_NOT_FOUND,
+        errors.INVALID_STATE,
+        links={"GetReservation": link("getReservation", reservation_id="reservation_id")},
+    ),
 )
 def release_reservation(
     reservation_id: str,

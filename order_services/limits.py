@@ -19,8 +19,8 @@ MAX_QUANTITY = 10_000
 MAX_BODY_BYTES = 64 * 1024
 #: Deepest nesting of arrays and objects in a JSON request body.
 MAX_JSON_DEPTH = 32
-#: Largest fault-injection seed (a 63-bit integer, as stored by any database).
-MAX_SEED = 2**63 - 1
+#: Largest fault-injection seed: the largest integer any JSON client holds exactly.
+MAX_SEED = 2**53 - 1
 
 #: ISO 4217 currency codes (upper case), from pycountry's maintained list.
 CURRENCIES: frozenset[str] = frozenset(currency.alpha_3 for currency in pycountry.currencies)

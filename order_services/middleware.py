@@ -13,6 +13,7 @@ import json
 import re
 
 from starlette.datastructures import Headers
+from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from order_services.errors import (
@@ -37,10 +38,19 @@ def _unavailable(service: str) -> ASGIApp:
 
 
 class GateMiddleware:
-    def __init__(self, app: ASGIApp, *, api_key: str | None, faults: FaultRegistry) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api_key: str | None, faults: FaultRegistry, router: Router | None = None
+    ) -> None:
         self.app = app
         self._api_key = api_key.encode() if api_key else None
         self._faults = faults
+        self._router = router
+
+    def _serves(self, scope: Scope) -> bool:
+        """Whether a route serves this method at this path (else routing answers 404/405)."""
+        if self._router is None:
+            return True
+        return any(route.matches(scope)[0] == Match.FULL for route in self._router.routes)
 
     def _authorized(self, authorization: str | None) -> bool:
         assert self._api_key is not None
@@ -78,7 +88,12 @@ class GateMiddleware:
                 await _unavailable(service)(scope, receive, send)
                 return
 
-        if service is not None and method == "POST" and not headers.get("idempotency-key", "").strip():
+        if (
+            service is not None
+            and method == "POST"
+            and not headers.get("idempotency-key", "").strip()
+            and self._serves(scope)
+        ):
             response = error_response(
                 400, IDEMPOTENCY_KEY_MISSING, "POST requests require an Idempotency-Key header"
             )

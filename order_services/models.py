@@ -2,16 +2,84 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from order_services.limits import CURRENCIES, MAX_AMOUNT, MAX_QUANTITY, MAX_SEED
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-#: An amount in minor units, 1..MAX_AMOUNT (a JSON integer: 10.5, "100" and 1e3 are refused).
-Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
-Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
+#: What ``str.strip()`` removes (the characters ``str.isspace()`` accepts), as a regex character class,
+#: so that the published patterns and the validation agree on what "blank" is (JSON Schema's ``\s``
+#: is not Python's).
+WHITESPACE = "\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{WHITESPACE}]"
+EMAIL_PATTERN = f"^[{WHITESPACE}]*[^@{WHITESPACE}]+@[^@{WHITESPACE}]+[{WHITESPACE}]*$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+
+
+def _stripped(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("must be an e-mail address (name@domain)")
+    return value.strip()
+
+
+def text(max_length: int, *, blank: bool = False) -> Any:
+    """A string of at most ``max_length`` characters as sent, stripped of surrounding whitespace; unless
+    ``blank``, it must have something else than whitespace."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
+    if blank:
+        return Annotated[
+            str,
+            Field(strict=True, max_length=max_length),
+            AfterValidator(str.strip),
+            WithJsonSchema(schema),
+        ]
+    return Annotated[
+        str,
+        Field(strict=True, max_length=max_length),
+        AfterValidator(_stripped),
+        WithJsonSchema({**schema, "minLength": 1, "pattern": NOT_BLANK}),
+    ]
+
+
+#: Identifiers and names: 1..255 characters as sent, not blank, stripped.
+Text = text(255)
+
+
+def _integral(value: Any) -> Any:
+    """A JSON number without a fractional part is an integer (JSON Schema's rule): 2.0 and 1e3 count;
+    10.5, "100" and true do not (strict validation refuses them)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def integer(*, ge: int, le: int) -> Any:
+    """A JSON integer in ``ge..le`` (an integral float such as 2.0 counts)."""
+    return Annotated[int, Field(strict=True, ge=ge, le=le), BeforeValidator(_integral)]
+
+
+#: An amount in minor units, 1..MAX_AMOUNT.
+Amount = integer(ge=1, le=MAX_AMOUNT)
+Quantity = integer(ge=1, le=MAX_QUANTITY)
+#: Characters of an e-mail body: even escaped, a body this long fits in a request (limits.MAX_BODY_BYTES).
+MAX_EMAIL_BODY = 16_000
 
 
 def _iso_currency(value: str) -> str:
@@ -73,7 +141,7 @@ class ReasonRequest(Body):
 class Address(Body):
     name: Text
     line1: Text
-    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
+    line2: text(255, blank=True) | None = None  # type: ignore[valid-type]
     city: Text
     postal_code: Text
     country: Text
@@ -89,16 +157,21 @@ class ShipmentRequest(Body):
 
 class EmailRequest(Body):
     order_id: Text
-    to: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    to: Annotated[
+        str,
+        Field(strict=True, max_length=320),
+        AfterValidator(_email),
+        WithJsonSchema({"type": "string", "maxLength": 320, "pattern": EMAIL_PATTERN}),
+    ]
     subject: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-    body: Annotated[str, StringConstraints(max_length=100_000)]
+    body: Annotated[str, StringConstraints(max_length=MAX_EMAIL_BODY)]
 
 
 class FaultRequest(Body):
     service: ServiceName
-    error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    latency_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+    error_rate: Annotated[float, Field(strict=True, ge=0.0, le=1.0)] = 0.0
+    latency_ms: integer(ge=0, le=600_000) = 0  # type: ignore[valid-type]
+    seed: integer(ge=0, le=MAX_SEED) | None = None  # type: ignore[valid-type]
     phase: Literal["before", "after"] = "before"
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 from starlette.responses import Response
 
 from order_services.context import IdempotencyKey, get_context
-from order_services.contract import answers
+from order_services.contract import answers, link
 from order_services.idempotency import Operation
 from order_services.models import EmailAnswer, EmailRequest, Outbox
 from order_services.storage import emails
@@ -40,7 +40,14 @@ def queue_email(conn: Connection, op: Operation, req: EmailRequest) -> tuple[int
     status_code=201,
     operation_id="queueEmail",
     response_model=None,
-    responses=answers(201, EmailAnswer),
+    responses=answers(
+        201,
+        EmailAnswer,
+        links={
+            "ListOutbox": link("listOutbox", order_id="order_id"),
+            "GetAudit": link("getAudit", order_id="order_id"),
+        },
+    ),
 )
 def create_email(body: EmailRequest, request: Request, idempotency_key: IdempotencyKey) -> Response:
     return get_context(request).execute(

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from order_services import errors
 from order_services.context import IdempotencyKey, get_context
-from order_services.contract import answers
+from order_services.contract import answers, link
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
 from order_services.models import (
@@ -193,7 +193,17 @@ def list_charges(store: Store, order_id: str) -> list[dict[str, Any]]:
     status_code=201,
     operation_id="createCharge",
     response_model=None,
-    responses=answers(201, ChargeAnswer, *DECLINE_TYPES),
+    responses=answers(
+        201,
+        ChargeAnswer,
+        *DECLINE_TYPES,
+        links={
+            "GetCharge": link("getCharge", payment_id="payment_id"),
+            "RefundCharge": link("refundCharge", payment_id="payment_id"),
+            "ListCharges": link("listCharges", order_id="order_id"),
+            "GetAudit": link("getAudit", order_id="order_id"),
+        },
+    ),
 )
 def create_charge(body: ChargeRequest, request: Request, idempotency_key: IdempotencyKey) -> Response:
     return get_context(request).execute(
@@ -212,7 +222,17 @@ def create_charge(body: ChargeRequest, request: Request, idempotency_key: Idempo
     status_code=201,
     operation_id="refundCharge",
     response_model=None,
-    responses=answers(201, RefundAnswer, errors.PAYMENT_NOT_FOUND, errors.INVALID_STATE, errors.VALIDATION),
+    responses=answers(
+        201,
+        RefundAnswer,
+        errors.PAYMENT_NOT_FOUND,
+        errors.INVALID_STATE,
+        errors.VALIDATION,
+        links={
+            "GetCharge": link("getCharge", payment_id="payment_id"),
+            "RefundAgain": link("refundCharge", payment_id="payment_id"),
+        },
+    ),
 )
 def create_refund(
     payment_id: str, body: RefundRequest, request: Request, idempotency_key: IdempotencyKey

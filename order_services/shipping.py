@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from order_services import errors
 from order_services.context import IdempotencyKey, Settings, get_context
-from order_services.contract import answers
+from order_services.contract import answers, link
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
 from order_services.inventory import (
@@ -159,6 +159,13 @@ def cancel(
         errors.RESERVATION_NOT_FOUND,
         errors.INVALID_STATE,
         errors.ADDRESS_UNDELIVERABLE,
+        links={
+            "GetShipment": link("getShipment", shipment_id="shipment_id"),
+            "CancelShipment": link("cancelShipment", shipment_id="shipment_id"),
+            "ListShipments": link("listShipments", order_id="order_id"),
+            "GetReservation": link("getReservation", reservation_id="reservation_id"),
+            "GetAudit": link("getAudit", order_id="order_id"),
+        },
     ),
 )
 def create_shipment(body: ShipmentRequest, request: Request, idempotency_key: IdempotencyKey) -> Response:
@@ -180,7 +187,13 @@ def create_shipment(body: ShipmentRequest, request: Request, idempotency_key: Id
     status_code=200,
     operation_id="cancelShipment",
     response_model=None,
-    responses=answers(200, CancelAnswer, errors.SHIPMENT_NOT_FOUND, errors.INVALID_STATE),
+    responses=answers(
+        200,
+        CancelAnswer,
+        errors.SHIPMENT_NOT_FOUND,
+        errors.INVALID_STATE,
+        links={"GetShipment": link("getShipment", shipment_id="shipment_id")},
+    ),
 )
 def cancel_shipment(
     shipment_id: str,

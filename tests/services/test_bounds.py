@@ -118,3 +118,45 @@ def test_admin_fault_seed_and_latency_bounds(clean_faults):
     ):
         refused(server.post_response("/admin/faults", body), field)
     assert server.faults() == []
+
+
+@pytest.mark.parametrize(("amount", "expected"), [(2.0, 2), (1e3, 1000), (7024174.0, 7024174)])
+def test_an_integral_json_number_is_an_integer(order_services, amount, expected):
+    """JSON Schema's integer is any number without a fractional part: 2.0 and 1e3 are integers
+    (found by the schema fuzz test: the server refused schema-valid amounts)."""
+    order_id = new_order()
+    response = order_services.post_response(
+        "/payment/charges", charge_body(order_id, amount=amount), idempotency_key=new_key()
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["amount"] == expected
+    assert ledger(order_services.audit(order_id)) == [("payment", "charge", "succeeded")]
+
+
+@pytest.mark.parametrize("quantity", [1.5, 1e100, float("1e4") + 0.5, True, "2"])
+def test_a_fractional_boolean_or_string_quantity_is_422(order_services, quantity):
+    order_id = new_order()
+    body = reservation_body(order_id, items=[{"sku": new_sku(), "quantity": quantity}])
+    refused(
+        order_services.post_response("/inventory/reservations", body, idempotency_key=new_key()),
+        "items.0.quantity",
+    )
+    assert order_services.audit(order_id) == []
+
+
+def test_email_body_is_bounded_to_fit_a_request(order_services):
+    """The e-mail body's limit (16 000 characters) fits in a 64 KiB request: past it, a 422 naming
+    the field, not a 413."""
+    from tests.services.support import email_body
+
+    order_id = new_order()
+    response = order_services.post_response(
+        "/notification/emails", email_body(order_id, body="a" * 16_001), idempotency_key=new_key()
+    )
+    refused(response, "body")
+    assert order_services.audit(order_id) == []
+    fits = order_services.post_response(
+        "/notification/emails", email_body(order_id, body="a" * 16_000), idempotency_key=new_key()
+    )
+    assert fits.status_code == 201
+    assert ledger(order_services.audit(order_id)) == [("notification", "email", "succeeded")]

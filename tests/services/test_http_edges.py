@@ -198,3 +198,29 @@ def test_a_405_on_a_service_path_changes_nothing(order_services):
     )
     assert response.status_code == 405
     assert order_services.audit(order_id) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/payment/charges/pay_x",
+        "/inventory/reservations/res_x",
+        "/inventory/stock/SKU-1",
+        "/shipping/shipments/shp_x",
+        "/notification/outbox",
+    ],
+)
+def test_post_on_a_path_without_post_is_405_not_400(order_services, path):
+    """Found by the schema fuzz test: the Idempotency-Key check answered 400 before routing could
+    answer 405."""
+    response = order_services.post_response(path, {})
+    assert response.status_code == 405
+    assert error_type(response) == "MethodNotAllowedError"
+    assert "POST" not in response.headers["Allow"]
+
+
+def test_head_health_has_the_headers_of_get(order_services):
+    head = requests.head(order_services.url("/health"), timeout=5)
+    get = requests.get(order_services.url("/health"), timeout=5)
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+    assert head.content == b""
