@@ -25,7 +25,9 @@ from typing import Any
 import requests
 
 API_KEY_ENV = "ORDER_SERVICES_API_KEY"
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The directory holding the order_services package (services/ of the repository): the subprocess finds
+#: the package there even where the distribution is not installed.
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 class OrderServicesHTTPError(requests.HTTPError):
@@ -219,7 +221,7 @@ class OrderServicesServer:
         if self.is_running():
             raise RuntimeError("order-services is already running")
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         env.pop(API_KEY_ENV, None)
         args = list(self.args)
@@ -235,7 +237,7 @@ class OrderServicesServer:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=str(_REPO_ROOT),
+                cwd=str(_PACKAGE_ROOT),
                 start_new_session=True,
             )
         finally:
