@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_order_provider.saga.checkpoint import SagaCancelledError, SagaTimeoutError
+
 
 class InvalidOrderError(AirflowFailException):
     """The order itself is malformed; raised before any service is called, never retried."""
@@ -34,16 +36,28 @@ class StepAbandonedError(AirflowFailException):
     """A step failed for good and a person chose to abandon the order: nothing is undone."""
 
 
-class WorkflowTimeoutError(AirflowFailException):
+class WorkflowTimeoutError(SagaTimeoutError):
     """The order ran past its workflow timeout: the completed steps are compensated."""
 
 
-class OrderCancelledError(AirflowFailException):
+class OrderCancelledError(SagaCancelledError):
     """The order was cancelled (the cancel signal): the completed steps are compensated."""
 
 
 class OrderRejectedError(AirflowFailException):
     """A high-value order was rejected by its approver, or not approved in time."""
+
+
+class OrderAlreadyUndoneError(AirflowFailException):
+    """
+    What an earlier step did for the order is no longer in effect (its charge was refunded, its
+    stock released, its shipment cancelled): the order was cancelled before, by an earlier run or
+    by hand. Nothing more is done for it; place it again under a new order id.
+    """
+
+
+class CompensationImpossibleError(AirflowFailException):
+    """A step can no longer be undone (the carrier already has the parcel): settle it by hand."""
 
 
 class OrderServiceError(AirflowException):

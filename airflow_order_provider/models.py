@@ -14,33 +14,39 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from airflow_order_provider.exceptions import InvalidOrderError
 
-#: ISO 4217 currency codes accepted for an order.
-CURRENCIES = frozenset(
-    """
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
-    BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
-    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
-    KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD
-    NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
-    SHP SLE SOS SRD SSP STN SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND
-    VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
-    """.split()
-)
 
-ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+def _iso_4217() -> frozenset[str]:
+    """The ISO 4217 currency codes, from the maintained ``pycountry`` list."""
+    import pycountry
+
+    return frozenset(currency.alpha_3 for currency in pycountry.currencies)
+
+
+#: ISO 4217 currency codes accepted for an order.
+CURRENCIES = _iso_4217()
+
+#: The largest amount (a unit price, a total) in minor units: 10^12 (ten billion in major units).
+#: The reference services take the same bound; past it an order is refused by name, never sent.
+MAX_AMOUNT = 10**12
+#: The largest quantity of one order line.
+MAX_QUANTITY = 10_000
+
+#: An order id: no whitespace anywhere, a trailing newline included (``(?!\n)`` stops ``$`` from
+#: matching before one, as Python's and JSON Schema validators otherwise do).
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(?!\n)$"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, regex_engine="python-re")
 
 
 class OrderItem(_Strict):
     sku: Annotated[str, Field(min_length=1, max_length=64)]
-    quantity: Annotated[int, Field(ge=1, le=10_000, strict=True)]
-    unit_price: Annotated[int, Field(ge=0, strict=True)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
+    unit_price: Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True, description="In minor units (cents).")]
 
 
 class ShippingAddress(_Strict):
@@ -54,24 +60,50 @@ class ShippingAddress(_Strict):
 
 
 class Order(_Strict):
-    """One order, exactly as the ``order_processing`` DAG takes it in its conf."""
+    """One order, exactly as the ``order_processing`` DAG takes it in its conf (and its trigger form)."""
 
-    order_id: Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
-    customer_id: NonEmpty
-    customer_email: str
-    customer_tier: Literal["standard", "premium"] = "standard"
-    items: Annotated[list[OrderItem], Field(min_length=1, max_length=100)]
-    shipping_address: ShippingAddress
-    total_amount: Annotated[int, Field(ge=1, strict=True)]
-    currency: str
-    payment_method: NonEmpty
+    order_id: Annotated[str, Field(
+        pattern=ORDER_ID_PATTERN, title="Order id",
+        description="Unique id of the order; a second run of the same order charges nothing twice.",
+    )]
+    customer_id: Annotated[str, Field(min_length=1, max_length=200, title="Customer id")]
+    customer_email: Annotated[str, Field(title="Customer email")]
+    customer_tier: Annotated[Literal["standard", "premium"], Field(
+        title="Customer tier", description="Premium orders ship express.")] = "standard"
+    items: Annotated[list[OrderItem], Field(
+        min_length=1, max_length=100, title="Items",
+        description="Order lines; unit_price in minor units (cents).")]
+    shipping_address: Annotated[ShippingAddress, Field(title="Shipping address")]
+    total_amount: Annotated[int, Field(
+        ge=1, le=MAX_AMOUNT, strict=True, title="Total amount",
+        description="In minor units; must equal the sum of quantity x unit_price.")]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", title="Currency", description="ISO 4217 code.")]
+    payment_method: Annotated[str, Field(
+        min_length=1, max_length=200, title="Payment method",
+        description="Test values of the reference payment service: see the README.",
+        examples=["pm_card_ok", "pm_card_declined", "pm_card_fraud", "pm_card_insufficient_funds",
+                  "pm_card_expired"],
+    )]
     #: A shorter workflow timeout for this order than the deployment's, in seconds.
-    workflow_timeout_seconds: Annotated[int, Field(ge=1, strict=True)] | None = None
+    workflow_timeout_seconds: Annotated[int | None, Field(
+        ge=1, strict=True, title="Workflow timeout (optional)",
+        description="Seconds this order's processing may take, if less than the deployment's.")] = None
     #: What to do when a step runs out of retries, for this order only (the policy table's default
     #: otherwise): ``{"shipping": "pause"}``.
-    on_retries_exhausted: dict[
-        Literal["payment", "inventory", "shipping", "notification"], Literal["compensate", "pause", "fail"]
+    on_retries_exhausted: Annotated[
+        dict[Literal["payment", "inventory", "shipping", "notification"], Literal["compensate", "pause", "fail"]],
+        Field(title="On retries exhausted (optional)",
+              description='Per service, for this order: compensate, pause or fail. Example: {"shipping": "pause"}'),
     ] = Field(default_factory=dict)
+
+    @field_validator("order_id", mode="before")
+    @classmethod
+    def _no_whitespace(cls, value: Any) -> Any:
+        # Checked before whitespace is stripped: an id with a space or a newline would be one id in
+        # the run's conf and another in the steps, and signals to it would go astray.
+        if isinstance(value, str) and any(ch.isspace() for ch in value):
+            raise ValueError(f"String should match pattern '{ORDER_ID_PATTERN}': no whitespace, no newline")
+        return value
 
     @field_validator("customer_email")
     @classmethod
@@ -123,3 +155,44 @@ def parse_order(data: Any) -> Order:
         return Order.model_validate(data)
     except ValidationError as exc:
         raise InvalidOrderError([_describe(e) for e in exc.errors()]) from None
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """The schema with ``$ref``s replaced by their definitions, and ``X | None`` as a type list."""
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return _inline(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    schema = {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
+    options = schema.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        (other,) = [o for o in options if o != {"type": "null"}]
+        if isinstance(other.get("type"), str):
+            del schema["anyOf"]
+            schema = {**other, **schema, "type": [other["type"], "null"]}
+    return schema
+
+
+def order_field_schemas() -> dict[str, dict[str, Any]]:
+    """Each field of :class:`Order` as a self-contained JSON schema (the trigger form's fields)."""
+    schema = Order.model_json_schema()
+    defs = schema.get("$defs", {})
+    return {name: _inline(field, defs) for name, field in schema["properties"].items()}
+
+
+def order_params(example: dict[str, Any]) -> dict[str, Any]:
+    """
+    The DAG's ``params``, generated from :class:`Order`'s JSON schema: one form field per order
+    field, pre-filled from ``example``. Airflow refuses a run whose conf does not fit them.
+    """
+    from airflow.sdk import Param
+
+    params = {}
+    for name, schema in order_field_schemas().items():
+        schema = dict(schema)
+        default = example.get(name, schema.pop("default", None))
+        schema.pop("default", None)
+        params[name] = Param(default, **schema)
+    return params

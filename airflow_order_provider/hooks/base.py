@@ -40,6 +40,19 @@ from airflow_order_provider.exceptions import (
 )
 from airflow_order_provider.policies import DEFAULT_REQUEST_TIMEOUT
 
+#: Response header with which the services say an answer is a replay of an earlier request.
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+class ServiceAnswer(dict):
+    """
+    A service's JSON answer, and whether it was a replay of an earlier request with the same
+    idempotency key (``Idempotent-Replayed: true``): a replay proves what happened then, not
+    what is true now (the charge may have been refunded since).
+    """
+
+    replayed: bool = False
+
 
 class BearerTokenAuth(AuthBase):
     """``Authorization: Bearer <api key>``; its repr never shows the key."""
@@ -74,6 +87,11 @@ class OrderServiceHook(HttpHook):
     Subclasses set the four connection attributes and ``service``, and add one method per
     business operation, each a single call to :meth:`call`.
 
+    Every hook also answers the same questions about an order, so that the compensation planner
+    and the steps can ask any service what is true now (not what a replayed answer said):
+    :meth:`records_for_order`, :meth:`get_record`, :meth:`live_for_order`, :meth:`undo`, with the
+    records' id field and their ``live_statuses`` (still in effect) and ``undone_statuses``.
+
     :param conn_id: connection with the service's base URL and API key.
     :param timeout: request timeout in seconds; defaults to the connection's ``timeout`` field,
         else 10 s.
@@ -81,6 +99,12 @@ class OrderServiceHook(HttpHook):
 
     conn_name_attr = "conn_id"
     service: ClassVar[str] = ""
+    #: Field of a record's id (``payment_id``...).
+    record_id_field: ClassVar[str] = ""
+    #: Statuses of a record that is in effect: a charge not fully refunded, stock still held...
+    live_statuses: ClassVar[frozenset[str]] = frozenset()
+    #: Statuses of a record that was undone (or lapsed): nothing of it is in effect any more.
+    undone_statuses: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, conn_id: str | None = None, *, timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(http_conn_id=conn_id or self.default_conn_name, **kwargs)
@@ -145,7 +169,27 @@ class OrderServiceHook(HttpHook):
         except requests.ConnectionError as exc:
             raise self._connection_error(self.base_url, exc, operation) from exc
         self.check_response(response, operation=operation)
-        return response.json()
+        answer = ServiceAnswer(response.json())
+        answer.replayed = response.headers.get(REPLAY_HEADER, "").lower() == "true"
+        return answer
+
+    # -- what is true now, for an order ---------------------------------------------------------
+
+    def records_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's records at this service, oldest first."""
+        raise NotImplementedError(f"the {self.service} hook cannot list an order's records")
+
+    def get_record(self, record_id: str) -> dict[str, Any]:
+        """One record, as it is now."""
+        raise NotImplementedError(f"the {self.service} hook cannot read a record")
+
+    def live_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's records that are still in effect."""
+        return [r for r in self.records_for_order(order_id) if r.get("status") in self.live_statuses]
+
+    def undo(self, record_id: str, *, reason: str, idempotency_key: str) -> dict[str, Any]:
+        """Undo one record (refund, release, cancel)."""
+        raise NotImplementedError(f"nothing can be undone at the {self.service} service")
 
     def _timeout_error(self, seconds: float, operation: str) -> ServiceTimeoutError:
         return ServiceTimeoutError(f"no answer within {seconds:g} s", service=self.service, operation=operation)

@@ -19,6 +19,9 @@ class InventoryHook(OrderServiceHook):
     conn_type = "order_inventory"
     hook_name = "Order Inventory Service"
     service = "inventory"
+    record_id_field = "reservation_id"
+    live_statuses = frozenset({"held", "committed"})
+    undone_statuses = frozenset({"released", "expired"})
 
     def reserve(
         self,
@@ -61,6 +64,16 @@ class InventoryHook(OrderServiceHook):
 
     def get_reservation(self, reservation_id: str) -> dict[str, Any]:
         return self.call("GET", f"/inventory/reservations/{reservation_id}", operation="get reservation")
+
+    def records_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return self.reservations_for_order(order_id)
+
+    def get_record(self, record_id: str) -> dict[str, Any]:
+        return self.get_reservation(record_id)
+
+    def undo(self, record_id: str, *, reason: str, idempotency_key: str) -> dict[str, Any]:
+        """Release the held stock (refused while a shipment holds it: cancel that first)."""
+        return self.release(reservation_id=record_id, reason=reason, idempotency_key=idempotency_key)
 
     def get_stock(self, sku: str) -> dict[str, Any]:
         """``on_hand``, ``reserved`` and ``available`` units of a SKU."""

@@ -19,6 +19,8 @@ class NotificationHook(OrderServiceHook):
     conn_type = "order_notification"
     hook_name = "Order Notification Service"
     service = "notification"
+    record_id_field = "message_id"
+    live_statuses = frozenset({"queued", "sent"})
 
     def send_email(
         self, *, order_id: str, to: str, subject: str, body: str, idempotency_key: str
@@ -31,3 +33,9 @@ class NotificationHook(OrderServiceHook):
             idempotency_key=idempotency_key,
             json={"order_id": order_id, "to": to, "subject": subject, "body": body},
         )
+
+    def records_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's messages in the outbox, oldest first."""
+        return self.call("GET", "/notification/outbox", operation="find messages", params={"order_id": order_id})[
+            "messages"
+        ]

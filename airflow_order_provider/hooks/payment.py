@@ -19,6 +19,9 @@ class PaymentHook(OrderServiceHook):
     conn_type = "order_payment"
     hook_name = "Order Payment Service"
     service = "payment"
+    record_id_field = "payment_id"
+    live_statuses = frozenset({"succeeded", "partially_refunded"})
+    undone_statuses = frozenset({"refunded"})
 
     def charge(
         self,
@@ -67,5 +70,15 @@ class PaymentHook(OrderServiceHook):
         ]
 
     def get_charge(self, payment_id: str) -> dict[str, Any]:
-        """The charge with its status (``succeeded`` or ``refunded``) and refunds."""
+        """The charge with its status (``succeeded``, ``partially_refunded``, ``refunded``) and refunds."""
         return self.call("GET", f"/payment/charges/{payment_id}", operation="get charge")
+
+    def records_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return self.charges_for_order(order_id)
+
+    def get_record(self, record_id: str) -> dict[str, Any]:
+        return self.get_charge(record_id)
+
+    def undo(self, record_id: str, *, reason: str, idempotency_key: str) -> dict[str, Any]:
+        """Refund what is left of the charge."""
+        return self.refund(payment_id=record_id, reason=reason, idempotency_key=idempotency_key)

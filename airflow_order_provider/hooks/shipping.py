@@ -19,6 +19,9 @@ class ShippingHook(OrderServiceHook):
     conn_type = "order_shipping"
     hook_name = "Order Shipping Service"
     service = "shipping"
+    record_id_field = "shipment_id"
+    live_statuses = frozenset({"scheduled", "dispatched"})
+    undone_statuses = frozenset({"cancelled"})
 
     def schedule(
         self,
@@ -62,6 +65,16 @@ class ShippingHook(OrderServiceHook):
     def get_shipment(self, shipment_id: str) -> dict[str, Any]:
         """The shipment and its status: ``scheduled``, ``dispatched`` or ``cancelled``."""
         return self.call("GET", f"/shipping/shipments/{shipment_id}", operation="get shipment")
+
+    def records_for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return self.shipments_for_order(order_id)
+
+    def get_record(self, record_id: str) -> dict[str, Any]:
+        return self.get_shipment(record_id)
+
+    def undo(self, record_id: str, *, reason: str, idempotency_key: str) -> dict[str, Any]:
+        """Cancel the shipment (refused once the carrier has it)."""
+        return self.cancel(shipment_id=record_id, reason=reason, idempotency_key=idempotency_key)
 
     async def async_get_shipment(self, shipment_id: str) -> dict[str, Any]:
         """The asynchronous form of :meth:`get_shipment`, for triggers: same answer, same errors."""

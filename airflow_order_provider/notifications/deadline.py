@@ -10,7 +10,12 @@ were cancelled: it checks the run's state and stays quiet for those.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import DeadlineAlert
+
+    from airflow_order_provider.saga import Saga
 
 log = logging.getLogger(__name__)
 
@@ -76,4 +81,21 @@ async def order_missed_ship_deadline(
         idempotency_key=f"{order_id}:alert.{run_id}.ship_deadline",
         alert_email=alert_email,
         conn_id=conn_id,
+    )
+
+
+def ship_deadline_alert(saga: Saga) -> DeadlineAlert:
+    """
+    The DAG's business deadline: the order ships within ``ship_deadline`` (24 h, scaled) of being
+    placed, or :func:`order_missed_ship_deadline` alerts operations with the step it is stuck at.
+    """
+    from airflow.sdk import AsyncCallback, DeadlineAlert
+
+    from airflow_order_provider.deadlines import OrderPlacedAt
+    from airflow_order_provider.policies import order_times
+
+    return DeadlineAlert(
+        reference=OrderPlacedAt(),
+        interval=order_times().scaled("ship_deadline"),
+        callback=AsyncCallback(order_missed_ship_deadline, kwargs={"forward_steps": list(saga.step_ids)}),
     )

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 
-from airflow_order_provider.exceptions import OrderRejectedError
-from airflow_order_provider.operators.base import FAILURE_KEY
+from airflow_order_provider.exceptions import OrderCancelledError, OrderRejectedError
+from airflow_order_provider.operators.base import OrderSagaTask
 from airflow_order_provider.operators.notification import format_amount
 from airflow_order_provider.policies import order_times
+from airflow_order_provider.saga.failure import StepFailure
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,7 +43,7 @@ def approval_request(order: dict[str, Any]) -> tuple[str, str]:
     return f"Approve order {order['order_id']} ({total})?", body
 
 
-class ApproveOrderOperator(HITLOperator):
+class ApproveOrderOperator(OrderSagaTask, HITLOperator):
     """
     Ask a person to approve a high-value order, in the UI's Required Actions.
 
@@ -51,9 +52,13 @@ class ApproveOrderOperator(HITLOperator):
     approval_timeout``, 24 h scaled), fails this step with :class:`OrderRejectedError`, and the
     compensation planner refunds the payment.
 
-    Pushes ``{"approved": true, "by": ..., "waited_seconds": ...}``.
+    A cancel sent through the order API while the order waits ends the wait at once: the API
+    answers the request for the customer, and the step fails with
+    :class:`~airflow_order_provider.exceptions.OrderCancelledError`; the payment is refunded.
 
-    :param order: the validated order. (templated)
+    Pushes ``{"approved": true, "by": ..., "waited_seconds": ..., "completed_at": ...}``.
+
+    :param order: the validated order; default the saga's (read once at run time). (templated)
     :param response_timeout: how long to wait for an answer; defaults to the approval timeout.
     """
 
@@ -61,7 +66,12 @@ class ApproveOrderOperator(HITLOperator):
     ui_color = "#fff4e5"
 
     def __init__(
-        self, *, order: dict[str, Any] | str, response_timeout: timedelta | None = None, **kwargs: Any
+        self,
+        *,
+        order: dict[str, Any] | str | None = None,
+        response_timeout: timedelta | None = None,
+        saga: Any = None,
+        **kwargs: Any,
     ) -> None:
         if response_timeout is None:
             response_timeout = max(order_times().scaled("approval_timeout"), timedelta(seconds=1))
@@ -74,12 +84,22 @@ class ApproveOrderOperator(HITLOperator):
             **kwargs,
         )
         self.order = order
+        self.saga_init(saga, None)
 
     @property
-    def order_id(self) -> str:
-        return dict(self.order)["order_id"] if isinstance(self.order, dict) else str(self.order)
+    def order_id(self) -> str | None:  # type: ignore[override]
+        return dict(self.order)["order_id"] if isinstance(self.order, dict) else (self.order and str(self.order))
+
+    @order_id.setter
+    def order_id(self, value: str | None) -> None:
+        pass  # derived from the order
+
+    def take_order(self, order: dict[str, Any]) -> None:
+        if not self.order:
+            self.order = order
 
     def execute(self, context: Context) -> Any:
+        self.prepare(context)
         self.subject, self.body = approval_request(dict(self.order))
         context["ti"].xcom_push(key=_ASKED_AT_KEY, value=datetime.now(timezone.utc).isoformat())
         self.log.info("Order %s waits for approval for up to %s", self.order_id, self.response_timeout)
@@ -94,24 +114,23 @@ class ApproveOrderOperator(HITLOperator):
         )
         user = answer.get("responded_by_user") or {}
         who = user.get("name") or user.get("id")
+        completed_at = datetime.now(timezone.utc).isoformat()
+        from airflow_order_provider.signals import CANCELLED_BY, cancel_request
+
+        cancel = cancel_request(str(self.order_id)) if who == CANCELLED_BY or answer["chosen_options"] != [APPROVE] else None
+        if cancel:
+            message = f"order {self.order_id} cancelled while waiting for approval: {cancel.get('reason') or 'no reason given'}"
+            StepFailure(step=self.task_id, error_type="OrderCancelledError", message=message, never_retried=True,
+                        waited_seconds=waited).push(ti)
+            raise OrderCancelledError(message)
         if answer["chosen_options"] == [APPROVE]:
             self.log.info("Order %s approved by %s", self.order_id, who)
-            return {"approved": True, "by": who, "waited_seconds": waited}
+            return {"approved": True, "by": who, "waited_seconds": waited, "completed_at": completed_at}
         reason = (
             f"rejected by {who}"
             if who and not event.get("timedout")
             else f"not approved within {self.response_timeout}"
         )
-        ti.xcom_push(
-            key=FAILURE_KEY,
-            value={
-                "step": self.task_id,
-                "error_type": "OrderRejectedError",
-                "message": f"order {self.order_id} {reason}",
-                "never_retried": True,
-                "ambiguous": False,
-                "final": True,
-                "waited_seconds": waited,
-            },
-        )
+        StepFailure(step=self.task_id, error_type="OrderRejectedError", message=f"order {self.order_id} {reason}",
+                    never_retried=True, waited_seconds=waited).push(ti)
         raise OrderRejectedError(f"Order {self.order_id} {reason}")

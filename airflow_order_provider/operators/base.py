@@ -1,11 +1,10 @@
 """
 What every order step and compensation operator shares: its policy, its hook, its idempotency key,
-and what it does when a call fails.
+how it learns the order, and what it does when a call fails or its answer proves nothing.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -15,11 +14,17 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from airflow_order_provider.exceptions import (
+    CompensationImpossibleError,
+    IdempotencyKeyReusedError,
     InvalidStateError,
     NotFoundError,
+    OrderAlreadyUndoneError,
     OrderCancelledError,
     OrderServiceError,
+    ServiceAuthenticationError,
     ServiceTimeoutError,
+    ServiceUnavailableError,
+    ServiceValidationError,
     StepAbandonedError,
     StepFailedError,
     TransientServiceError,
@@ -32,18 +37,40 @@ from airflow_order_provider.policies import (
     policy_for,
     time_scale,
 )
+from airflow_order_provider.saga.checkpoint import Checkpoint, WorkflowClock, waited_seconds
+from airflow_order_provider.saga.failure import (
+    ABANDON,
+    COMPENSATE,
+    DECISION_KEY,
+    FAILURE_KEY,
+    RETRY,
+    StepFailure,
+)
+from airflow_order_provider.saga.steps import SagaAware
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_order_provider.hooks.base import OrderServiceHook
+    from airflow_order_provider.saga.steps import Saga
 
-#: XCom key under which a step records why its last try failed (read by the compensation planner).
-FAILURE_KEY = "failure"
-#: XCom key under which a paused step records the decision a person took.
-DECISION_KEY = "decision"
+__all__ = [
+    "ABANDON",
+    "COMPENSATE",
+    "DECISION_KEY",
+    "FAILURE_KEY",
+    "RETRY",
+    "OrderCompensationOperator",
+    "OrderSagaTask",
+    "OrderServiceOperator",
+    "OrderStepOperator",
+    "idempotency_key",
+]
 
-RETRY, COMPENSATE, ABANDON = "Retry the step", "Compensate the order", "Abandon the order"
+#: Errors that say the request or its credentials are wrong: not business as usual.
+MISCONFIGURED = (ServiceAuthenticationError, ServiceValidationError, IdempotencyKeyReusedError)
+#: Failures after which the call may have been carried out although no proven answer came back.
+AMBIGUOUS = (ServiceTimeoutError, ServiceUnavailableError, AirflowTaskTimeout, IdempotencyKeyReusedError)
 
 
 def idempotency_key(order_id: str, action: str) -> str:
@@ -57,29 +84,136 @@ def idempotency_key(order_id: str, action: str) -> str:
     return f"{order_id}:{action}"
 
 
-class OrderServiceOperator(BaseOperator):
-    """
-    Base for an operator that makes one business call to one order service.
+def hook_for(service: str, conn_id: str | None = None) -> OrderServiceHook:
+    from airflow_order_provider.hooks import hook_class_for
 
-    The retry policy, backoff and step timeout come from the service's row of the policy table
-    (:mod:`airflow_order_provider.policies`, with the deployment's overrides); any of them given
-    explicitly or through ``default_args`` wins.
+    return hook_class_for(service)(conn_id=conn_id)
+
+
+class OrderSagaTask(SagaAware):
+    """
+    What a task of the order saga learns at run time: the validated order, read once from the
+    saga's start task, and the results of earlier steps it needs (``inputs``), read once each.
+
+    A task built by :func:`~airflow_order_provider.saga.build_saga` gets ``saga=``; one used on
+    its own takes its business arguments instead.
+    """
+
+    saga: Saga | None
+    inputs: dict[str, tuple[str, str | None]]
+    order_id: str | None
+
+    def saga_init(self, saga: Saga | None, inputs: dict[str, tuple[str, str | None]] | None) -> None:
+        self.saga = saga
+        self.inputs = dict(inputs or {})
+
+    def result_of(self, context: Context, task_id: str, key: str = "return_value") -> Any:
+        """An earlier task's XCom, read once per execution of this task."""
+        # Created at run time, on the copy Airflow executes (a shallow copy of the parsed task):
+        # a cache made in __init__ would be shared by every execution in one process (dag.test()).
+        if "_results" not in self.__dict__:
+            self._results: dict[tuple[str, str], Any] = {}
+        if (task_id, key) not in self._results:
+            self._results[task_id, key] = context["ti"].xcom_pull(task_ids=task_id, key=key)
+        return self._results[task_id, key]
+
+    def take_order(self, order: dict[str, Any]) -> None:
+        """Fill the business arguments that were not given from the validated order."""
+        if self.order_id is None:
+            self.order_id = order["order_id"]
+
+    def prepare(self, context: Context) -> None:
+        """Read the order and the inputs from earlier steps (saga-built operators only)."""
+        if self.saga is not None and context.get("ti") is not None:
+            order = self.result_of(context, self.saga.start.task_id)
+            if order is None:
+                raise AirflowFailException(f"{self.task_id}: the order was never validated")
+            self.take_order(order)
+        for name, (task_id, field) in self.inputs.items():
+            if getattr(self, name, None) in (None, ""):
+                value = self.result_of(context, task_id) or {}
+                setattr(self, name, value.get(field) if field else value)
+
+    def order_placed_at(self, context: Context) -> datetime | None:
+        """When the order was placed: its run's ``run_after`` (a clear leaves it alone)."""
+        dag_run = context.get("dag_run")
+        if dag_run is None:
+            return None
+        return getattr(dag_run, "run_after", None) or dag_run.start_date
+
+    def ship_deadline_near(self, context: Context, at: datetime | None = None) -> bool:
+        """
+        Whether less than ``expedite_within`` was left before the order's ship deadline at ``at``
+        (default now). The deadline counts from when the order was placed, as the business
+        deadline alert does.
+        """
+        placed = self.order_placed_at(context)
+        if placed is None:  # called outside a DAG run: no order clock
+            return False
+        times = order_times()
+        left = placed + times.scaled("ship_deadline") - (at or datetime.now(timezone.utc))
+        near = left < times.scaled("expedite_within")
+        if near:
+            self.log.warning("Order %s must ship within %s: expediting", self.order_id, left)
+        return near
+
+    def ready_at(self, context: Context) -> datetime | None:
+        """
+        When this step became ready: when the latest earlier step completed. A step decides its
+        request from this instant, so every try (and a clear) sends the same request.
+        """
+        if self.saga is None:
+            return None
+        for step in reversed(self.saga.steps_before(self.task_id)):
+            result = self.result_of(context, step.task_id)
+            if isinstance(result, dict) and result.get("completed_at"):
+                return datetime.fromisoformat(result["completed_at"])
+        return None
+
+
+
+class OrderServiceOperator(OrderSagaTask, BaseOperator):
+    """
+    Base for an operator that makes business calls to one order service.
+
+    The retry policy, backoff, step timeout, queue and pool come from the service's row of the
+    policy table (:mod:`airflow_order_provider.policies`, with the deployment's overrides; a
+    compensation takes the service's compensation row); any of them given explicitly or through
+    ``default_args`` wins.
+
+    Built by :func:`~airflow_order_provider.saga.build_saga` (``saga=`` given), the operator reads
+    the validated order from the saga's start task, once, and the results of earlier steps it needs
+    (``inputs``); its business arguments may then be left out. Used on its own, it takes them as
+    arguments (templated).
 
     :param order_id: the order this call belongs to; with ``action`` it makes the idempotency
         key. (templated)
     :param conn_id: connection to the service; defaults to the hook's default connection.
+    :param saga: the saga's table, given by the builder.
+    :param inputs: ``{argument: (step task id, field)}``: arguments taken from earlier steps'
+        results at run time (one XCom read per step).
     """
 
     #: Service whose policy and hook this operator uses: ``payment``, ``inventory``...
     service: ClassVar[str]
     #: What this operator does, as part of the idempotency key: ``payment.charge``...
     action: ClassVar[str]
+    #: Whether it undoes a step (its policy is the service's compensation row).
+    is_compensation: ClassVar[bool] = False
 
     template_fields: Sequence[str] = ("order_id",)
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, order_id: str, conn_id: str | None = None, **kwargs: Any) -> None:
-        policy = policy_for(self.service)
+    def __init__(
+        self,
+        *,
+        order_id: str | None = None,
+        conn_id: str | None = None,
+        saga: Saga | None = None,
+        inputs: dict[str, tuple[str, str | None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        policy = policy_for(self.service, compensation=self.is_compensation)
         # default_args reach this __init__ unapplied: an explicit argument or a default_args entry
         # both win over the policy table.
         given = {**(kwargs.get("default_args") or {}), **kwargs}
@@ -90,74 +224,49 @@ class OrderServiceOperator(BaseOperator):
         self.policy: ServicePolicy = policy
         self.order_id = order_id
         self.conn_id = conn_id
-
-    def _hook_class(self) -> type[OrderServiceHook]:
-        from airflow_order_provider.hooks import hook_class_for
-
-        return hook_class_for(self.service)
+        self.saga_init(saga, inputs)
 
     @cached_property
     def hook(self) -> OrderServiceHook:
         """The service's hook, created on first use (at run time, never at parse time)."""
-        return self._hook_class()(conn_id=self.conn_id)
+        return hook_for(self.service, self.conn_id)
 
     @property
     def idempotency_key(self) -> str:
-        return idempotency_key(self.order_id, self.action)
-
-    def ship_deadline_near(self, context: Context) -> bool:
-        """Whether less than ``expedite_within`` is left before the order's ship deadline."""
-        dag_run = context.get("dag_run")
-        if dag_run is None:  # called outside a DAG run: no order clock
-            return False
-        times = order_times()
-        started = dag_run.start_date or dag_run.run_after
-        left = started + times.scaled("ship_deadline") - datetime.now(timezone.utc)
-        near = left < times.scaled("expedite_within")
-        if near:
-            self.log.warning("Order %s must ship within %s: expediting", self.order_id, left)
-        return near
-
-    def _next_try_window(self, try_number: int) -> tuple[float, float]:
-        """Seconds until Airflow's next try, as its backoff computes them (with its jitter)."""
-        delay = self.retry_delay.total_seconds()
-        if self.retry_exponential_backoff and self.retry_exponential_backoff != 1:
-            low = max(1.0, math.ceil(delay * self.retry_exponential_backoff ** (try_number - 1)))
-            high = 2 * low
-        else:
-            low = high = delay
-        if self.max_retry_delay is not None:
-            cap = (
-                self.max_retry_delay.total_seconds()
-                if isinstance(self.max_retry_delay, timedelta)
-                else float(self.max_retry_delay)
-            )
-            low, high = min(low, cap), min(high, cap)
-        return low, high
-
+        return idempotency_key(str(self.order_id), self.action)
 
 class OrderStepOperator(OrderServiceOperator):
     """
-    A forward step of the order: it calls its service, and when the call fails it records why.
+    A forward step of the order: it passes the checkpoint, calls its service, and when the call
+    fails it records why.
+
+    Before calling, the step passes the order's checkpoint: a cancelled order, or one past its
+    workflow timeout (:class:`~airflow_order_provider.policies.OrderTimes`; the waits for a person
+    and the carrier left out), goes no further
+    (:class:`~airflow_order_provider.exceptions.OrderCancelledError`,
+    :class:`~airflow_order_provider.exceptions.WorkflowTimeoutError`). It then checks at their
+    services that what the steps it builds on did is still in effect (no shipping over a refunded
+    charge): :class:`~airflow_order_provider.exceptions.OrderAlreadyUndoneError` otherwise.
+
+    An answer that proves nothing about now is checked too: a replayed answer (a retry, a second
+    run of the order) is checked against the record as it is now, and a request refused because
+    its idempotency key was used with another request adopts the record that request left.
 
     A failure no retry can fix, or the last try failing, makes the step fail for good. What
     happens then is ``on_retries_exhausted`` (default: the policy table's): ``compensate``
-    (the DAG's compensation planner undoes the completed steps), ``fail`` (nothing is undone;
+    (the compensation planner undoes the completed steps), ``fail`` (nothing is undone;
     operations are alerted), or ``pause``: the task waits in Airflow's Required Actions for a
     person to choose *retry*, *compensate* or *abandon*; no answer within the policy's
     ``decision_timeout`` counts as *compensate*.
 
-    Before calling, the step checks the order's workflow clock: past the workflow timeout
-    (:class:`~airflow_order_provider.policies.OrderTimes`), it fails with
-    :class:`~airflow_order_provider.exceptions.WorkflowTimeoutError` instead, and the completed
-    steps are compensated.
-
     :param on_retries_exhausted: ``compensate``, ``pause`` or ``fail``; empty or None for the
-        policy table's. (templated)
+        order's choice (its ``on_retries_exhausted``) or the policy table's. (templated)
     :param workflow_timeout: the order's own workflow timeout in seconds, if shorter than the
-        deployment's; empty or None for the deployment's. (templated)
+        deployment's; empty or None for the order's or the deployment's. (templated)
     :param workflow_clock_excludes: tasks whose wait (their result's ``waited_seconds``) does not
-        count against the workflow timeout: the approval, the carrier's pickup.
+        count against the workflow timeout; default the saga's waiting steps before this one.
+    :param requires: services whose record for the order must still be in effect before this step
+        runs; default those of the saga's ``requires`` steps.
     """
 
     template_fields: Sequence[str] = ("order_id", "on_retries_exhausted", "workflow_timeout")
@@ -167,13 +276,33 @@ class OrderStepOperator(OrderServiceOperator):
         *,
         on_retries_exhausted: str | None = None,
         workflow_timeout: int | str | None = None,
-        workflow_clock_excludes: Sequence[str] = (),
+        workflow_clock_excludes: Sequence[str] | None = None,
+        requires: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.on_retries_exhausted = on_retries_exhausted
         self.workflow_timeout = workflow_timeout
+        saga = self.saga
+        if workflow_clock_excludes is None:
+            workflow_clock_excludes = (
+                [s.task_id for s in saga.steps_before(self.task_id) if s.waits] if saga is not None else []
+            )
+        if requires is None:
+            requires = (
+                [saga.step(s).service for s in saga.step(self.task_id).requires if saga.step(s).service]
+                if saga is not None
+                else []
+            )
         self.workflow_clock_excludes = list(workflow_clock_excludes)
+        self.requires = list(requires)
+
+    def take_order(self, order: dict[str, Any]) -> None:
+        super().take_order(order)
+        if self.on_retries_exhausted in (None, ""):
+            self.on_retries_exhausted = (order.get("on_retries_exhausted") or {}).get(self.service)
+        if self.workflow_timeout in (None, ""):
+            self.workflow_timeout = order.get("workflow_timeout_seconds")
 
     @property
     def exhausted_mode(self) -> str:
@@ -189,95 +318,146 @@ class OrderStepOperator(OrderServiceOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.prepare(context)
         mode = self.exhausted_mode
         try:
-            self.check_signals(context)
-            self.check_workflow_clock(context)
-            return self.call_service(context)
-        except (OrderServiceError, AirflowTaskTimeout, WorkflowTimeoutError, OrderCancelledError) as error:
+            self.checkpoint(context).check()
+            self.check_required_live()
+            result = self.call_service(context)
+        except (OrderServiceError, AirflowTaskTimeout, WorkflowTimeoutError, OrderCancelledError,
+                OrderAlreadyUndoneError) as error:
             self._record_failure(context, error, mode)
             raise
+        return {**result, "completed_at": datetime.now(timezone.utc).isoformat()}
 
-    def check_signals(self, context: Context) -> None:
-        """The checkpoint between steps: a cancelled order goes no further (see signals.py)."""
-        from airflow_order_provider.signals import cancel_request
+    # -- the checkpoint -------------------------------------------------------------------------
 
-        cancel = cancel_request(self.order_id)
-        if cancel:
-            raise OrderCancelledError(
-                f"order {self.order_id} cancelled before {self.task_id}: {cancel.get('reason') or 'no reason given'}"
-            )
-
-    def workflow_time_left(self, context: Context) -> timedelta:
-        """The order's workflow timeout less the time it has used (waits excluded)."""
+    def workflow_limit(self) -> timedelta:
         limit = order_times().workflow_timeout
         if self.workflow_timeout not in (None, ""):
             limit = min(limit, timedelta(seconds=float(self.workflow_timeout)))
-        limit = limit * time_scale()
-        dag_run = context["dag_run"]
-        started = dag_run.start_date or dag_run.run_after
-        ti = context["ti"]
-        waited = sum(
-            float((ti.xcom_pull(task_ids=task_id) or {}).get("waited_seconds") or 0)
-            for task_id in self.workflow_clock_excludes
-        )
-        used = datetime.now(timezone.utc) - started - timedelta(seconds=waited)
-        return limit - used
+        return limit * time_scale()
 
-    def check_workflow_clock(self, context: Context) -> None:
-        left = self.workflow_time_left(context)
-        if left <= timedelta(0):
-            raise WorkflowTimeoutError(
-                f"order {self.order_id} ran past its workflow timeout ({-left.total_seconds():.1f} s over)"
-                f" before {self.task_id}"
+    def checkpoint(self, context: Context) -> Checkpoint:
+        """The order's checkpoint before this step: its cancel signal and its workflow clock."""
+        from airflow_order_provider.signals import cancel_request
+
+        dag_run = context["dag_run"]
+        ti = context["ti"]
+        clock = WorkflowClock(
+            limit=self.workflow_limit(),
+            started=dag_run.start_date or dag_run.run_after,
+            waited=waited_seconds(ti, self.workflow_clock_excludes),
+        )
+        return Checkpoint(
+            saga_id=str(self.order_id), step=self.task_id, read_cancel=cancel_request, clock=clock,
+            cancelled_error=OrderCancelledError, timeout_error=WorkflowTimeoutError,
+            label=f"order {self.order_id}",
+        )
+
+    def workflow_time_left(self, context: Context) -> timedelta:
+        """The order's workflow timeout less the time it has used (waits excluded)."""
+        clock = self.checkpoint(context).clock
+        assert clock is not None
+        return clock.time_left()
+
+    def check_required_live(self) -> None:
+        """What the earlier steps did must still be in effect: no shipping over a refunded charge."""
+        for service in self.requires:
+            hook = hook_for(service)
+            if not hook.live_for_order(str(self.order_id)):
+                raise OrderAlreadyUndoneError(
+                    f"order {self.order_id} has nothing in effect at the {service} service any more (undone"
+                    f" by an earlier run or by hand): {self.task_id} does not run. Place the order again"
+                    " under a new order id."
+                )
+
+    # -- answers that prove nothing about now -------------------------------------------------------
+
+    def call_idempotent(self, send: Any) -> dict[str, Any]:
+        """
+        Send the step's request (``send()``), and make sure its answer is true now.
+
+        A replayed answer is checked against the record as it is now. A 409 for a key used with
+        another request means an earlier try (whose answer was lost) was carried out with that other
+        request: the step adopts the record it left, when there is exactly one in effect.
+        """
+        try:
+            answer = send()
+        except IdempotencyKeyReusedError:
+            live = self.hook.live_for_order(str(self.order_id))
+            if len(live) != 1:
+                raise
+            self.log.warning(
+                "%s for order %s: an earlier try was carried out with another request; adopting %s %s",
+                self.task_id, self.order_id, self.hook.record_id_field, live[0].get(self.hook.record_id_field),
             )
+            return live[0]
+        if getattr(answer, "replayed", False) and self.hook.undone_statuses:
+            record_id = answer.get(self.hook.record_id_field)
+            now = self.hook.get_record(record_id) if record_id else answer
+            if now.get("status") in self.hook.undone_statuses:
+                raise OrderAlreadyUndoneError(
+                    f"{self.hook.record_id_field} {record_id} of order {self.order_id} is {now.get('status')}:"
+                    " the order was cancelled before. Nothing more is done for it; place it again under a"
+                    " new order id."
+                )
+            self.log.info("%s for order %s was done before: %s %s is %s", self.task_id, self.order_id,
+                          self.hook.record_id_field, record_id, now.get("status"))
+        return answer
+
+    # -- failure ------------------------------------------------------------------------------------
+
+    def is_last_try(self, ti: Any) -> bool:
+        max_tries = getattr(ti, "max_tries", None)
+        if max_tries is None:
+            max_tries = self.retries
+        return ti.try_number > max_tries
 
     def _record_failure(self, context: Context, error: BaseException, mode: str) -> None:
         ti = context["ti"]
         never_retried = self.policy.is_never_retried(error) or isinstance(error, AirflowFailException)
-        final = never_retried or ti.try_number > self.retries
+        final = never_retried or self.is_last_try(ti)
         error_type = getattr(error, "error_type", type(error).__name__)
-        failure = {
-            "step": self.task_id,
-            "service": self.service,
-            "error_type": error_type,
-            "message": getattr(error, "message", None) or str(error) or error_type,
-            "transient": isinstance(error, (TransientServiceError, AirflowTaskTimeout)),
-            # The call may have been carried out although no answer came back: the compensation
-            # planner asks the service what the order has there. A 5xx or a refused connection
-            # means the request was not carried out.
-            "ambiguous": isinstance(error, (ServiceTimeoutError, AirflowTaskTimeout)),
-            "never_retried": never_retried,
-            "try_number": ti.try_number,
-            "final": final,
-            "on_retries_exhausted": mode,
-        }
-        ti.xcom_push(key=FAILURE_KEY, value=failure)
+        failure = StepFailure(
+            step=self.task_id,
+            service=self.service,
+            error_type=error_type,
+            message=getattr(error, "message", None) or str(error) or error_type,
+            transient=isinstance(error, (TransientServiceError, AirflowTaskTimeout)),
+            ambiguous=isinstance(error, AMBIGUOUS),
+            never_retried=never_retried,
+            misconfigured=isinstance(error, MISCONFIGURED),
+            try_number=ti.try_number,
+            final=final,
+            on_retries_exhausted=mode,
+        )
+        failure.push(ti)
         attempts = self.retries + 1
         if not final:
-            low, high = self._next_try_window(ti.try_number)
             self.log.warning(
-                "Try %d of %d of %s for order %s failed: %s. Airflow tries again in %g to %g s (try %d of %d).",
-                ti.try_number, attempts, self.task_id, self.order_id, failure["message"], low, high,
-                ti.try_number + 1, attempts,
+                "Try %d of %d of %s for order %s failed: %s. Airflow tries again after its retry delay"
+                " (%s, growing x%g, at most %s): try %d of %d.",
+                ti.try_number, attempts, self.task_id, self.order_id, failure.message, self.retry_delay,
+                float(self.retry_exponential_backoff or 1), self.max_retry_delay, ti.try_number + 1, attempts,
             )
             return
         if never_retried:
             self.log.error(
                 "%s for order %s failed for good: %s is never retried. %s",
-                self.task_id, self.order_id, error_type, failure["message"],
+                self.task_id, self.order_id, error_type, failure.message,
             )
         else:
             self.log.error(
                 "%s for order %s failed on its last try (%d of %d): %s. On retries exhausted: %s.",
-                self.task_id, self.order_id, ti.try_number, attempts, failure["message"], mode,
+                self.task_id, self.order_id, ti.try_number, attempts, failure.message, mode,
             )
             if mode == "pause":
                 self._ask_for_decision(context, failure)
 
     # -- pause: a person decides -------------------------------------------------------------
 
-    def _ask_for_decision(self, context: Context, failure: dict[str, Any]) -> None:
+    def _ask_for_decision(self, context: Context, failure: StepFailure) -> None:
         from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
@@ -288,7 +468,7 @@ class OrderStepOperator(OrderServiceOperator):
             subject=f"Order {self.order_id}: {self.task_id} failed after {self.retries + 1} tries",
             body=(
                 f"**{self.task_id}** of order **{self.order_id}** failed on every try.\n\n"
-                f"Last error: `{failure['error_type']}`: {failure['message']}\n\n"
+                f"Last error: `{failure.error_type}`: {failure.message}\n\n"
                 f"* **{RETRY}**: try the call once more (safe: the service remembers the request).\n"
                 f"* **{COMPENSATE}**: undo the completed steps in reverse order and cancel the order.\n"
                 f"* **{ABANDON}**: undo nothing and fail the order; operations are alerted.\n\n"
@@ -317,41 +497,59 @@ class OrderStepOperator(OrderServiceOperator):
 
 class OrderCompensationOperator(OrderServiceOperator):
     """
-    Undo one completed step. Idempotent: a repeat, or an object already undone, changes nothing.
+    Undo one step. Idempotent: a repeat, or a record already undone, changes nothing.
 
-    When the step's result is unknown (the call may have reached the service although the task
-    never saw the answer), the operator asks the service for what the order has there and undoes
-    whatever is still live.
+    It undoes what is in effect at the service for the order now (asked through the hook), so
+    that a step whose answer was lost, or that ran more than once, is undone all the same. Given
+    the id of the step's record, it undoes that one only. Its retries are the service's
+    compensation row of the policy table: far more patient than the forward step. A record that
+    can no longer be undone (a dispatched shipment) fails it at once with
+    :class:`~airflow_order_provider.exceptions.CompensationImpossibleError`, and operations are
+    asked to intervene.
+
+    Subclasses name the record's id argument (``id_field``) and nothing else: the undo itself is
+    the hook's.
 
     :param reason: why the order is being undone; recorded by the service. (templated)
     """
 
+    is_compensation = True
     template_fields: Sequence[str] = ("order_id", "reason")
     ui_color = "#fdecea"
 
-    #: Field of the object's id in the step's result and the service's records.
+    #: Name of the argument with the id of the record to undo (``payment_id``...).
     id_field: ClassVar[str]
-    #: Statuses that mean the object needs no undoing (already undone, or never took effect).
-    settled_statuses: ClassVar[frozenset[str]]
 
-    def __init__(self, *, reason: str = "order cancelled", **kwargs: Any) -> None:
+    def __init__(self, *, reason: str | None = None, **kwargs: Any) -> None:
+        object_id = kwargs.pop(self.id_field, None)
         super().__init__(**kwargs)
         self.reason = reason
+        setattr(self, self.id_field, object_id)
 
-    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
-        """The order's records at the service."""
-        raise NotImplementedError
-
-    def get_record(self, object_id: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def undo(self, object_id: str) -> dict[str, Any]:
-        raise NotImplementedError
+    @property
+    def settled_statuses(self) -> frozenset[str]:
+        return self.hook.undone_statuses
 
     def live_ids(self, order_id: str | None = None) -> list[str]:
-        """Ids of the order's records at the service that still need undoing."""
-        records = self.find_for_order(order_id or self.order_id)
-        return [r[self.id_field] for r in records if r["status"] not in self.settled_statuses]
+        """Ids of the order's records at the service that are still in effect."""
+        live = self.hook.live_for_order(order_id or str(self.order_id))
+        return [record[self.hook.record_id_field] for record in live]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self.prepare(context)
+        if self.saga is not None and not getattr(self, self.id_field):
+            # The step's own record when it has a proven result; else whatever is in effect.
+            step = next(s for s in self.saga.steps if s.compensation == self.task_id)
+            result = self.result_of(context, step.task_id)
+            if isinstance(result, dict) and result.get(self.id_field):
+                setattr(self, self.id_field, result[self.id_field])
+        if self.reason in (None, "") and self.saga is not None:
+            from airflow_order_provider.saga.planner import PLAN_KEY
+
+            plan = self.result_of(context, self.saga.plan.task_id, key=PLAN_KEY) or {}
+            self.reason = plan.get("reason")
+        self.reason = self.reason or "order cancelled"
+        return self.compensate(getattr(self, self.id_field))
 
     def compensate(self, object_id: str | None) -> dict[str, Any]:
         ids = [object_id] if object_id else self.live_ids()
@@ -363,11 +561,21 @@ class OrderCompensationOperator(OrderServiceOperator):
 
     def _undo_once(self, object_id: str) -> dict[str, Any]:
         try:
-            return self.undo(object_id)
+            undone = self.hook.undo(object_id, reason=str(self.reason), idempotency_key=self.idempotency_key)
         except (InvalidStateError, NotFoundError) as error:
             # Already undone under another key (e.g. by hand), or settled by the service itself.
-            record = self.get_record(object_id) if isinstance(error, InvalidStateError) else None
-            if record is not None and record["status"] in self.settled_statuses:
+            record = self.hook.get_record(object_id) if isinstance(error, InvalidStateError) else None
+            if record is not None and record.get("status") in self.settled_statuses:
                 self.log.info("%s %s is already %s: nothing to undo", self.id_field, object_id, record["status"])
                 return {self.id_field: object_id, "status": record["status"]}
+            if record is not None:
+                raise CompensationImpossibleError(
+                    f"{self.id_field} {object_id} of order {self.order_id} is {record.get('status')} and can no"
+                    f" longer be undone: {error.message}"
+                ) from error
             raise
+        self.log.info("Undid %s %s of order %s: %s", self.id_field, object_id, self.order_id, undone.get("status"))
+        return {key: undone.get(key) for key in self.result_fields if key in undone} or dict(undone)
+
+    #: Fields of the service's answer kept as the compensation's result.
+    result_fields: ClassVar[tuple[str, ...]] = ()

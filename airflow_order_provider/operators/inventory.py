@@ -10,18 +10,21 @@ from airflow_order_provider.operators.base import OrderCompensationOperator, Ord
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+RESERVATION_FIELDS = ("reservation_id", "warehouse_id", "status", "expires_at")
+
 
 class ReserveInventoryOperator(OrderStepOperator):
     """
     Hold stock for every line of the order, all or nothing.
 
-    Pushes ``{"reservation_id", "warehouse_id", "status", "expires_at"}``.
+    Pushes ``{"reservation_id", "warehouse_id", "status", "expires_at", "completed_at"}``.
 
     :param order_id: the order. (templated)
-    :param items: ``[{"sku": ..., "quantity": ...}, ...]``. (templated)
-    :param region: the shipping region, which picks the warehouse. (templated)
+    :param items: ``[{"sku": ..., "quantity": ...}, ...]``; default the order's lines. (templated)
+    :param region: the shipping region, which picks the warehouse; default the order's. (templated)
     :param priority: ``normal`` or ``high``; empty or None for ``normal``, or ``high`` when the
-        order's ship deadline is near. (templated)
+        order's ship deadline was near when the step became ready (so every try asks the same).
+        (templated)
     :param conn_id: inventory service connection (default ``order_inventory_default``).
     """
 
@@ -30,23 +33,36 @@ class ReserveInventoryOperator(OrderStepOperator):
     template_fields: Sequence[str] = (*OrderStepOperator.template_fields, "items", "region", "priority")
 
     def __init__(
-        self, *, items: list[dict[str, Any]] | str, region: str, priority: str | None = None, **kwargs: Any
+        self,
+        *,
+        items: list[dict[str, Any]] | str | None = None,
+        region: str | None = None,
+        priority: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.items = items
         self.region = region
         self.priority = priority
 
+    def take_order(self, order: dict[str, Any]) -> None:
+        super().take_order(order)
+        self.items = self.items or order["items"]
+        self.region = self.region or order["shipping_address"]["region"]
+
     def call_service(self, context: Context) -> dict[str, Any]:
-        reservation = self.hook.reserve(
-            order_id=self.order_id,
-            items=list(self.items),
-            region=self.region,
-            priority=self.priority or ("high" if self.ship_deadline_near(context) else "normal"),
-            idempotency_key=self.idempotency_key,
+        priority = self.priority or ("high" if self.ship_deadline_near(context, self.ready_at(context)) else "normal")
+        reservation = self.call_idempotent(
+            lambda: self.hook.reserve(
+                order_id=str(self.order_id),
+                items=list(self.items),
+                region=str(self.region),
+                priority=priority,
+                idempotency_key=self.idempotency_key,
+            )
         )
         self.log.info("Reserved stock for order %s: %s", self.order_id, reservation["reservation_id"])
-        return {key: reservation.get(key) for key in ("reservation_id", "warehouse_id", "status", "expires_at")}
+        return {key: reservation.get(key) for key in RESERVATION_FIELDS}
 
 
 class ReleaseInventoryOperator(OrderCompensationOperator):
@@ -65,25 +81,5 @@ class ReleaseInventoryOperator(OrderCompensationOperator):
     service = "inventory"
     action = "inventory.release"
     id_field = "reservation_id"
-    settled_statuses = frozenset({"released", "expired"})
+    result_fields = ("reservation_id", "status")
     template_fields: Sequence[str] = (*OrderCompensationOperator.template_fields, "reservation_id")
-
-    def __init__(self, *, reservation_id: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.reservation_id = reservation_id
-
-    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
-        return self.hook.reservations_for_order(order_id)
-
-    def get_record(self, object_id: str) -> dict[str, Any]:
-        return self.hook.get_reservation(object_id)
-
-    def undo(self, object_id: str) -> dict[str, Any]:
-        released = self.hook.release(
-            reservation_id=object_id, reason=self.reason, idempotency_key=self.idempotency_key
-        )
-        self.log.info("Released reservation %s of order %s", object_id, self.order_id)
-        return {key: released.get(key) for key in ("reservation_id", "status")}
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        return self.compensate(self.reservation_id)

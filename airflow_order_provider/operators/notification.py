@@ -50,13 +50,16 @@ class SendOrderConfirmationOperator(OrderStepOperator):
     """
     Email the customer the order confirmation with its tracking number.
 
-    Pushes ``{"message_id", "status"}``.
+    The goods are with the carrier by then: a cancel no longer stops the email, and the workflow
+    clock no longer applies (nothing is left to undo). The shipment must still be in effect.
+
+    Pushes ``{"message_id", "status", "completed_at"}``.
 
     :param order_id: the order. (templated)
-    :param customer_email: where to send it. (templated)
-    :param items: the order lines. (templated)
-    :param total_amount: amount charged, in minor units. (templated)
-    :param currency: ISO 4217 code. (templated)
+    :param customer_email: where to send it; default the order's. (templated)
+    :param items: the order lines; default the order's. (templated)
+    :param total_amount: amount charged, in minor units; default the order's. (templated)
+    :param currency: ISO 4217 code; default the order's. (templated)
     :param shipment: the shipping step's result (``tracking_number``, ``carrier``,
         ``estimated_delivery``). (templated)
     :param conn_id: notification service connection (default ``order_notification_default``).
@@ -70,11 +73,11 @@ class SendOrderConfirmationOperator(OrderStepOperator):
     def __init__(
         self,
         *,
-        customer_email: str,
-        items: list[dict[str, Any]] | str,
-        total_amount: int | str,
-        currency: str,
-        shipment: dict[str, Any] | str,
+        customer_email: str | None = None,
+        items: list[dict[str, Any]] | str | None = None,
+        total_amount: int | str | None = None,
+        currency: str | None = None,
+        shipment: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,23 +87,38 @@ class SendOrderConfirmationOperator(OrderStepOperator):
         self.currency = currency
         self.shipment = shipment
 
+    def take_order(self, order: dict[str, Any]) -> None:
+        super().take_order(order)
+        self.customer_email = self.customer_email or order["customer_email"]
+        self.items = self.items or order["items"]
+        self.total_amount = self.total_amount if self.total_amount not in (None, "") else order["total_amount"]
+        self.currency = self.currency or order["currency"]
+
+    def checkpoint(self, context: Context) -> Any:
+        """After the pickup nothing stops the confirmation: no cancel, no workflow clock."""
+        from airflow_order_provider.saga.checkpoint import Checkpoint
+
+        return Checkpoint(saga_id=str(self.order_id), step=self.task_id, read_cancel=lambda _: None)
+
     def call_service(self, context: Context) -> dict[str, Any]:
         shipment = dict(self.shipment)
         subject, body = confirmation_email(
-            order_id=self.order_id,
+            order_id=str(self.order_id),
             items=list(self.items),
             total_amount=int(self.total_amount),
-            currency=self.currency,
+            currency=str(self.currency),
             tracking_number=shipment["tracking_number"],
             carrier=shipment.get("carrier"),
             estimated_delivery=shipment.get("estimated_delivery"),
         )
-        message = self.hook.send_email(
-            order_id=self.order_id,
-            to=self.customer_email,
-            subject=subject,
-            body=body,
-            idempotency_key=self.idempotency_key,
+        message = self.call_idempotent(
+            lambda: self.hook.send_email(
+                order_id=str(self.order_id),
+                to=str(self.customer_email),
+                subject=subject,
+                body=body,
+                idempotency_key=self.idempotency_key,
+            )
         )
         self.log.info("Queued confirmation %s for order %s", message["message_id"], self.order_id)
         return {key: message.get(key) for key in ("message_id", "status")}

@@ -10,18 +10,20 @@ from airflow_order_provider.operators.base import OrderCompensationOperator, Ord
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+CHARGE_FIELDS = ("payment_id", "amount", "currency", "status", "transaction_ref")
+
 
 class ProcessPaymentOperator(OrderStepOperator):
     """
     Charge the customer for the order.
 
-    Pushes ``{"payment_id", "amount", "currency", "status", "transaction_ref"}``.
+    Pushes ``{"payment_id", "amount", "currency", "status", "transaction_ref", "completed_at"}``.
 
     :param order_id: the order. (templated)
-    :param customer_id: who pays. (templated)
-    :param amount: amount in minor units. (templated)
-    :param currency: ISO 4217 code. (templated)
-    :param payment_method: the customer's payment method. (templated)
+    :param customer_id: who pays; default the order's. (templated)
+    :param amount: amount in minor units; default the order's total. (templated)
+    :param currency: ISO 4217 code; default the order's. (templated)
+    :param payment_method: the customer's payment method; default the order's. (templated)
     :param conn_id: payment service connection (default ``order_payment_default``).
     """
 
@@ -31,7 +33,13 @@ class ProcessPaymentOperator(OrderStepOperator):
         *OrderStepOperator.template_fields, "customer_id", "amount", "currency", "payment_method")
 
     def __init__(
-        self, *, customer_id: str, amount: int | str, currency: str, payment_method: str, **kwargs: Any
+        self,
+        *,
+        customer_id: str | None = None,
+        amount: int | str | None = None,
+        currency: str | None = None,
+        payment_method: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.customer_id = customer_id
@@ -39,29 +47,38 @@ class ProcessPaymentOperator(OrderStepOperator):
         self.currency = currency
         self.payment_method = payment_method
 
+    def take_order(self, order: dict[str, Any]) -> None:
+        super().take_order(order)
+        self.customer_id = self.customer_id or order["customer_id"]
+        self.amount = self.amount if self.amount not in (None, "") else order["total_amount"]
+        self.currency = self.currency or order["currency"]
+        self.payment_method = self.payment_method or order["payment_method"]
+
     def call_service(self, context: Context) -> dict[str, Any]:
-        charge = self.hook.charge(
-            order_id=self.order_id,
-            customer_id=self.customer_id,
-            amount=int(self.amount),
-            currency=self.currency,
-            payment_method=self.payment_method,
-            idempotency_key=self.idempotency_key,
+        charge = self.call_idempotent(
+            lambda: self.hook.charge(
+                order_id=str(self.order_id),
+                customer_id=str(self.customer_id),
+                amount=int(self.amount),
+                currency=str(self.currency),
+                payment_method=str(self.payment_method),
+                idempotency_key=self.idempotency_key,
+            )
         )
         self.log.info("Charged %s %s for order %s: %s", charge["amount"], charge["currency"],
                       self.order_id, charge["payment_id"])
-        return {key: charge.get(key) for key in ("payment_id", "amount", "currency", "status", "transaction_ref")}
+        return {key: charge.get(key) for key in CHARGE_FIELDS}
 
 
 class RefundPaymentOperator(OrderCompensationOperator):
     """
-    Compensation of :class:`ProcessPaymentOperator`: refund the charge in full.
+    Compensation of :class:`ProcessPaymentOperator`: refund what is left of the order's charge.
 
     Pushes ``{"refund_id", "payment_id", "amount", "status"}``.
 
     :param order_id: the order. (templated)
-    :param payment_id: the charge to refund; when empty, every charge of the order not yet
-        refunded. (templated)
+    :param payment_id: the charge to refund; when empty, every charge of the order still in
+        effect (not fully refunded). (templated)
     :param reason: why, recorded with the refund. (templated)
     :param conn_id: payment service connection (default ``order_payment_default``).
     """
@@ -69,23 +86,5 @@ class RefundPaymentOperator(OrderCompensationOperator):
     service = "payment"
     action = "payment.refund"
     id_field = "payment_id"
-    settled_statuses = frozenset({"refunded"})
+    result_fields = ("refund_id", "payment_id", "amount", "status")
     template_fields: Sequence[str] = (*OrderCompensationOperator.template_fields, "payment_id")
-
-    def __init__(self, *, payment_id: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.payment_id = payment_id
-
-    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
-        return self.hook.charges_for_order(order_id)
-
-    def get_record(self, object_id: str) -> dict[str, Any]:
-        return self.hook.get_charge(object_id)
-
-    def undo(self, object_id: str) -> dict[str, Any]:
-        refund = self.hook.refund(payment_id=object_id, reason=self.reason, idempotency_key=self.idempotency_key)
-        self.log.info("Refunded payment %s of order %s: %s", object_id, self.order_id, refund["refund_id"])
-        return {key: refund.get(key) for key in ("refund_id", "payment_id", "amount", "status")}
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        return self.compensate(self.payment_id)

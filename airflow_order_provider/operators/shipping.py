@@ -17,15 +17,19 @@ class ScheduleShipmentOperator(OrderStepOperator):
     """
     Book the shipment of the reserved goods to the customer's address.
 
+    Every try sends the same request: the address can no longer change once the step has started
+    (the order API refuses it, atomically with the step's start), and the service level is decided
+    from when the step became ready.
+
     Pushes ``{"shipment_id", "tracking_number", "carrier", "service_level", "estimated_delivery",
-    "status"}``.
+    "status", "completed_at"}``.
 
     :param order_id: the order. (templated)
     :param reservation_id: the inventory reservation being shipped. (templated)
-    :param address: the shipping address; a change sent through the order API
-        (:mod:`airflow_order_provider.signals`) wins. (templated)
-    :param service_level: ``standard`` or ``express``; ``express`` anyway when the order's ship
-        deadline is near. (templated)
+    :param address: the shipping address; default the order's; a change sent through the order
+        API (:mod:`airflow_order_provider.signals`) wins. (templated)
+    :param service_level: ``standard`` or ``express``; default the order's (premium customers ship
+        express); ``express`` anyway when the order's ship deadline was near. (templated)
     :param conn_id: shipping service connection (default ``order_shipping_default``).
     """
 
@@ -37,9 +41,9 @@ class ScheduleShipmentOperator(OrderStepOperator):
     def __init__(
         self,
         *,
-        reservation_id: str,
-        address: dict[str, Any] | str,
-        service_level: str = "standard",
+        reservation_id: str | None = None,
+        address: dict[str, Any] | str | None = None,
+        service_level: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -47,21 +51,29 @@ class ScheduleShipmentOperator(OrderStepOperator):
         self.address = address
         self.service_level = service_level
 
+    def take_order(self, order: dict[str, Any]) -> None:
+        super().take_order(order)
+        self.address = self.address or order["shipping_address"]
+        self.service_level = self.service_level or order.get("service_level")
+
     def call_service(self, context: Context) -> dict[str, Any]:
         from airflow_order_provider.signals import address_change
 
         address = dict(self.address)
-        change = address_change(self.order_id)
+        change = address_change(str(self.order_id))
         if change:
             address = dict(change["address"])
             self.log.info("Order %s ships to its changed address (changed at %s)", self.order_id,
                           change.get("changed_at"))
-        shipment = self.hook.schedule(
-            order_id=self.order_id,
-            reservation_id=self.reservation_id,
-            address=address,
-            service_level="express" if self.ship_deadline_near(context) else self.service_level,
-            idempotency_key=self.idempotency_key,
+        near = self.ship_deadline_near(context, self.ready_at(context))
+        shipment = self.call_idempotent(
+            lambda: self.hook.schedule(
+                order_id=str(self.order_id),
+                reservation_id=str(self.reservation_id),
+                address=address,
+                service_level="express" if near else (self.service_level or "standard"),
+                idempotency_key=self.idempotency_key,
+            )
         )
         self.log.info(
             "Scheduled shipment %s for order %s, tracking %s",
@@ -76,14 +88,15 @@ class CancelShipmentOperator(OrderCompensationOperator):
     """
     Compensation of :class:`ScheduleShipmentOperator`: cancel a shipment not yet dispatched.
 
-    A dispatched shipment cannot be cancelled: the compensation then fails for good and asks for
-    manual intervention, and the compensations after it wait.
+    A dispatched shipment cannot be cancelled: the compensation then fails for good
+    (:class:`~airflow_order_provider.exceptions.CompensationImpossibleError`) and asks for manual
+    intervention, and the compensations after it wait.
 
     Pushes ``{"shipment_id", "status"}``.
 
     :param order_id: the order. (templated)
-    :param shipment_id: the shipment to cancel; when empty, every shipment of the order not yet
-        cancelled. (templated)
+    :param shipment_id: the shipment to cancel; when empty, every shipment of the order still in
+        effect. (templated)
     :param reason: why. (templated)
     :param conn_id: shipping service connection (default ``order_shipping_default``).
     """
@@ -91,23 +104,5 @@ class CancelShipmentOperator(OrderCompensationOperator):
     service = "shipping"
     action = "shipping.cancel"
     id_field = "shipment_id"
-    settled_statuses = frozenset({"cancelled"})
+    result_fields = ("shipment_id", "status")
     template_fields: Sequence[str] = (*OrderCompensationOperator.template_fields, "shipment_id")
-
-    def __init__(self, *, shipment_id: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.shipment_id = shipment_id
-
-    def find_for_order(self, order_id: str) -> list[dict[str, Any]]:
-        return self.hook.shipments_for_order(order_id)
-
-    def get_record(self, object_id: str) -> dict[str, Any]:
-        return self.hook.get_shipment(object_id)
-
-    def undo(self, object_id: str) -> dict[str, Any]:
-        cancelled = self.hook.cancel(shipment_id=object_id, reason=self.reason, idempotency_key=self.idempotency_key)
-        self.log.info("Cancelled shipment %s of order %s", object_id, self.order_id)
-        return {key: cancelled.get(key) for key in ("shipment_id", "status")}
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        return self.compensate(self.shipment_id)

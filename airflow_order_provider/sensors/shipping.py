@@ -16,8 +16,10 @@ from airflow_order_provider.exceptions import (
     OrderServiceError,
     TransientServiceError,
 )
-from airflow_order_provider.operators.base import FAILURE_KEY
+from airflow_order_provider.operators.base import OrderSagaTask
 from airflow_order_provider.policies import order_times
+from airflow_order_provider.saga.checkpoint import Checkpoint
+from airflow_order_provider.saga.failure import StepFailure
 from airflow_order_provider.signals import cancel_request
 from airflow_order_provider.triggers.shipping import (
     CANCELLED,
@@ -57,7 +59,7 @@ def _waited_seconds(context: Context) -> float:
     return (datetime.now(timezone.utc) - started).total_seconds() if started else 0.0
 
 
-class WaitForDispatchSensor(BaseSensorOperator):
+class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
     """
     Wait until the carrier has picked up the order's shipment.
 
@@ -67,6 +69,9 @@ class WaitForDispatchSensor(BaseSensorOperator):
     (:class:`~airflow_order_provider.triggers.shipping.ShipmentDispatchedTrigger`) and holds no
     worker slot. With ``deferrable=False`` it pokes from a worker instead (use
     ``mode="reschedule"`` to free the slot between pokes).
+
+    A cancel of the order is honoured at every poll in either mode (the order's checkpoint),
+    unless the carrier already has the parcel: the carrier's answer wins, the order completes.
 
     Transient trouble at the service (5xx, 429, timeouts) only means "ask again later". A cancelled
     or unknown shipment, one of another order, or a refused request fails the task with
@@ -93,9 +98,11 @@ class WaitForDispatchSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        order_id: str,
-        shipment_id: str,
+        order_id: str | None = None,
+        shipment_id: str | None = None,
         conn_id: str | None = None,
+        saga: Any = None,
+        inputs: dict[str, tuple[str, str | None]] | None = None,
         poll_interval: timedelta | float | None = None,
         timeout: timedelta | float | None = None,
         deferrable: bool = True,
@@ -115,6 +122,12 @@ class WaitForDispatchSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.poll_interval = float(self.poke_interval)
         self.deferrable = deferrable
+        self.saga_init(saga, inputs)
+
+    def checkpoint(self) -> Checkpoint:
+        """The order's checkpoint while it waits: its cancel signal (the wait is off the clock)."""
+        return Checkpoint(saga_id=str(self.order_id), step=self.task_id, read_cancel=cancel_request,
+                          label=f"order {self.order_id}")
 
     @cached_property
     def hook(self) -> ShippingHook:
@@ -129,7 +142,10 @@ class WaitForDispatchSensor(BaseSensorOperator):
         return ShipmentNotDispatchedError(message, **details)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        """Ask once: a truthy ``PokeReturnValue`` (with the XCom) when dispatched, else False."""
+        """
+        Ask once: a truthy ``PokeReturnValue`` (with the XCom) when dispatched, else False; a
+        cancelled order fails the wait when the parcel is not with the carrier yet.
+        """
         try:
             shipment = self.hook.get_shipment(self.shipment_id)
         except TransientServiceError as error:
@@ -152,6 +168,9 @@ class WaitForDispatchSensor(BaseSensorOperator):
                 self.shipment_id, self.order_id, summary["dispatched_at"],
             )
             return PokeReturnValue(is_done=True, xcom_value=summary)
+        cancel = self.checkpoint().cancel_request()
+        if cancel:
+            raise self._cancelled(context, cancel)
         self.log.info(
             "Shipment %s of order %s is %s, carrier pickup planned at %s",
             self.shipment_id, self.order_id, shipment.get("status"), shipment.get("dispatch_at"),
@@ -159,12 +178,10 @@ class WaitForDispatchSensor(BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> dict[str, Any] | None:
+        self.prepare(context)
         if not self.deferrable:
             summary = super().execute(context)
             return {**summary, "waited_seconds": _waited_seconds(context)} if summary else summary
-        cancel = cancel_request(self.order_id)
-        if cancel:
-            raise self._cancelled(context, cancel)
         done = self.poke(context)
         if done:
             summary = done.xcom_value if isinstance(done, PokeReturnValue) else None
@@ -175,8 +192,8 @@ class WaitForDispatchSensor(BaseSensorOperator):
         )
         self.defer(
             trigger=ShipmentDispatchedTrigger(
-                shipment_id=self.shipment_id,
-                order_id=self.order_id,
+                shipment_id=str(self.shipment_id),
+                order_id=str(self.order_id),
                 conn_id=self.conn_id,
                 poll_interval=self.poll_interval,
             ),
@@ -185,14 +202,11 @@ class WaitForDispatchSensor(BaseSensorOperator):
         )
 
     def _cancelled(self, context: Context, cancel: dict[str, Any]) -> OrderCancelledError:
-        reason = cancel.get("reason") or "no reason given"
-        message = f"order {self.order_id} cancelled while waiting for the carrier: {reason}"
-        context["ti"].xcom_push(
-            key=FAILURE_KEY,
-            value={"step": self.task_id, "error_type": "OrderCancelledError", "message": message,
-                   "never_retried": True, "ambiguous": False, "final": True},
-        )
-        return OrderCancelledError(message)
+        error = self.checkpoint().cancelled(cancel, while_="while waiting for the carrier")
+        if context.get("ti") is not None:
+            StepFailure(step=self.task_id, service="shipping", error_type="OrderCancelledError", message=str(error),
+                        never_retried=True, waited_seconds=_waited_seconds(context)).push(context["ti"])
+        return error
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the pickup's summary, or a clear failure."""

@@ -132,11 +132,6 @@ class ShipmentDispatchedTrigger(BaseTrigger):
             hook = ShippingHook(conn_id=self.conn_id)
             while True:
                 polls += 1
-                cancel = await self._cancel_request()
-                if cancel:
-                    self.log.warning("Order %s was cancelled while waiting: %s", self.order_id, cancel.get("reason"))
-                    yield TriggerEvent({"status": CANCELLED, "cancel_request": cancel, "order_id": self.order_id})
-                    return
                 try:
                     shipment = await hook.async_get_shipment(self.shipment_id)
                 except TransientServiceError as error:
@@ -144,21 +139,30 @@ class ShipmentDispatchedTrigger(BaseTrigger):
                         "Shipment %s of order %s: %s; asking again in %g s",
                         self.shipment_id, self.order_id, error, self.poll_interval,
                     )
-                else:
+                    shipment = None
+                # The carrier's answer wins over a cancel: a dispatched parcel cannot be called back.
+                if shipment is not None and shipment.get("status") == DISPATCHED and not dispatch_problem(
+                    shipment, self.order_id
+                ):
+                    summary = dispatch_summary(shipment)
+                    self.log.info(
+                        "Shipment %s of order %s dispatched at %s (poll %d)",
+                        self.shipment_id, self.order_id, summary["dispatched_at"], polls,
+                    )
+                    yield TriggerEvent({"status": DISPATCHED, "shipment": summary})
+                    return
+                cancel = await self._cancel_request()
+                if cancel:
+                    self.log.warning("Order %s was cancelled while waiting: %s", self.order_id, cancel.get("reason"))
+                    yield TriggerEvent({"status": CANCELLED, "cancel_request": cancel, "order_id": self.order_id})
+                    return
+                if shipment is not None:
                     problem = dispatch_problem(shipment, self.order_id)
                     if problem:
                         self.log.error("Shipment %s: %s", self.shipment_id, problem)
                         yield self._error(
                             problem, "ShipmentNotDispatchedError", shipment=dispatch_summary(shipment)
                         )
-                        return
-                    if shipment.get("status") == DISPATCHED:
-                        summary = dispatch_summary(shipment)
-                        self.log.info(
-                            "Shipment %s of order %s dispatched at %s (poll %d)",
-                            self.shipment_id, self.order_id, summary["dispatched_at"], polls,
-                        )
-                        yield TriggerEvent({"status": DISPATCHED, "shipment": summary})
                         return
                     self.log.info(
                         "Shipment %s of order %s is %s, carrier pickup planned at %s; asking again in %g s",

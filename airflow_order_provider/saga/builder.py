@@ -1,0 +1,90 @@
+"""
+Add a saga's tasks to a DAG: the forward steps in order, and the rollback in reverse.
+
+Call :func:`build_saga` inside a ``with DAG(...)`` block (or a ``TaskGroup``)::
+
+    with DAG("my_orders", schedule=None, ...):
+        tasks = build_saga(ORDER_SAGA, overrides={"process_payment": {"retries": 5}})
+
+What it builds, for steps ``a`` (gated), ``b``, ``c`` (best effort)::
+
+    start >> gate_a >> [a, b];  a >> b >> c;  [b, c] >> complete
+    [a, b] >> plan (one_failed) >> undo_b >> undo_a >> cancelled
+
+The planner picks which compensations run (a branch); a compensation that fails for good leaves
+the ones after it ``upstream_failed`` until it is fixed and cleared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import TriggerRule
+
+from airflow_order_provider.saga.steps import Saga, takes_saga
+
+
+def _make(saga: Saga, factory: Any, task_id: str, kwargs: Mapping[str, Any],
+          overrides: Mapping[str, Mapping[str, Any]], **wiring: Any) -> Any:
+    if takes_saga(factory):
+        wiring["saga"] = saga
+    return factory(task_id=task_id, **{**kwargs, **wiring, **(overrides.get(task_id) or {})})
+
+
+def build_saga(saga: Saga, *, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """
+    Create the saga's tasks in the DAG (or task group) being defined; return them by task id.
+
+    :param saga: the saga's table.
+    :param overrides: keyword arguments per task id that win over the table's (a policy, a pool,
+        a connection id...).
+    """
+    overrides = dict(overrides or {})
+    tasks: dict[str, Any] = {}
+
+    def make(task_id: str, factory: Any, kwargs: Mapping[str, Any], **wiring: Any) -> Any:
+        tasks[task_id] = _make(saga, factory, task_id, kwargs, overrides, **wiring)
+        return tasks[task_id]
+
+    previous = make(saga.start.task_id, saga.start.factory, saga.start.kwargs)
+    gate = None
+    for index, step in enumerate(saga.steps):
+        # A step after a gated one runs whether the gated step ran or was skipped.
+        wiring = {"trigger_rule": TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS} if gate is not None else {}
+        if step.gate is not None:
+            following = saga.steps[index + 1].task_id if index + 1 < len(saga.steps) else saga.complete.task_id
+            new_gate = make(step.gate_task_id, step.gate, {}, step_task_id=step.task_id, next_task_id=following)
+            previous >> new_gate
+            previous = new_gate
+        task = make(step.task_id, step.forward, step.kwargs, **wiring)
+        previous >> task
+        if gate is not None:
+            gate >> task
+        gate = tasks[step.gate_task_id] if step.gate_task_id else None
+        previous = task
+
+    # The saga completes once its last rollback step is done; best-effort steps after it may fail.
+    last = saga.rollback_steps[-1].task_id
+    after = [s.task_id for s in saga.steps[saga.step_ids.index(last) + 1:]]
+    complete = make(saga.complete.task_id, saga.complete.factory, saga.complete.kwargs,
+                    trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS if after else TriggerRule.ALL_SUCCESS)
+    [tasks[last], *(tasks[t] for t in after)] >> complete
+
+    plan = make(saga.plan.task_id, saga.plan.factory, saga.plan.kwargs, trigger_rule=TriggerRule.ONE_FAILED)
+    [tasks[step.task_id] for step in saga.rollback_steps] >> plan
+    previous = plan
+    for position, task_id in enumerate(saga.compensation_ids):
+        step = next(s for s in saga.steps if s.compensation == task_id)
+        wiring = {"trigger_rule": TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS} if position else {}
+        task = make(task_id, step.compensate, {}, **wiring)
+        previous >> task
+        if position:
+            plan >> task
+        previous = task
+    cancelled = make(saga.cancelled.task_id, saga.cancelled.factory, saga.cancelled.kwargs,
+                     trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    previous >> cancelled
+    if previous is not plan:
+        plan >> cancelled
+    return tasks
