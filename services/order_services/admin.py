@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
-from order_services.context import get_context
+from order_services.context import PathId, get_context
 from order_services.contract import answers
 from order_services.inventory import expire_holds
 from order_services.models import (
@@ -48,7 +48,7 @@ def health_head() -> Response:
     response_model=None,
     responses=answers(200, AuditAnswer),
 )
-def audit(order_id: str, request: Request) -> dict[str, Any]:
+def audit(order_id: PathId, request: Request) -> dict[str, Any]:
     ctx = get_context(request)
     expire_holds(ctx.store)
     with ctx.store.read() as conn:

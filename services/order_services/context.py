@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Header, Request
+from fastapi import Header, Path, Request
 from starlette.responses import Response
 
 from order_services.faults import FaultRegistry
 from order_services.idempotency import Work, execute_idempotent
-from order_services.models import NOT_BLANK
+from order_services.models import NO_NUL, NOT_BLANK
 from order_services.storage import Store
 from order_services.util import fingerprint
 
@@ -24,6 +24,10 @@ IdempotencyKey = Annotated[
         description="Makes the call safe to repeat: the same key and body replay the first answer.",
     ),
 ]
+
+
+#: An id (or SKU, order id) in the path: any text but U+0000 (an unknown one answers 404).
+PathId = Annotated[str, Path(pattern=NO_NUL)]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
 from order_services import errors
-from order_services.context import IdempotencyKey, Settings, get_context
+from order_services.context import IdempotencyKey, PathId, Settings, get_context
 from order_services.contract import answers, link
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation, write_ledger
@@ -303,7 +303,7 @@ def create_reservation(
     ),
 )
 def release_reservation(
-    reservation_id: str,
+    reservation_id: PathId,
     request: Request,
     idempotency_key: IdempotencyKey,
     body: ReasonRequest | None = None,
@@ -356,7 +356,7 @@ def get_reservations_of_order(request: Request, order_id: Annotated[Text, Query(
     response_model=None,
     responses=answers(200, ReservationAnswer, errors.RESERVATION_NOT_FOUND),
 )
-def get_reservation(reservation_id: str, request: Request) -> dict[str, Any]:
+def get_reservation(reservation_id: PathId, request: Request) -> dict[str, Any]:
     ctx = get_context(request)
     expire_holds(ctx.store)
     with ctx.store.read() as conn:
@@ -371,7 +371,7 @@ def get_reservation(reservation_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/stock/{sku}", operation_id="getStock", response_model=None, responses=answers(200, StockAnswer))
-def get_stock(sku: str, request: Request) -> dict[str, Any]:
+def get_stock(sku: PathId, request: Request) -> dict[str, Any]:
     ctx = get_context(request)
     expire_holds(ctx.store)
     with ctx.store.read() as conn:

@@ -11,7 +11,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     WithJsonSchema,
 )
 
@@ -21,13 +20,21 @@ from order_services.limits import CURRENCIES, MAX_AMOUNT, MAX_QUANTITY, MAX_SEED
 #: so that the published patterns and the validation agree on what "blank" is (JSON Schema's ``\s``
 #: is not Python's).
 WHITESPACE = "\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NOT_BLANK = f"[^{WHITESPACE}]"
-EMAIL_PATTERN = f"^[{WHITESPACE}]*[^@{WHITESPACE}]+@[^@{WHITESPACE}]+[{WHITESPACE}]*$"
+#: No string of the contract holds U+0000 (PostgreSQL cannot store it in text).
+NO_NUL = "^[^\\x00]*$"
+NOT_BLANK = f"^[^\\x00]*[^{WHITESPACE}\\x00][^\\x00]*$"
+EMAIL_PATTERN = f"^[{WHITESPACE}]*[^@{WHITESPACE}\\x00]+@[^@{WHITESPACE}\\x00]+[{WHITESPACE}]*$"
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (U+0000)")
+    return value
+
+
 def _stripped(value: str) -> str:
-    stripped = value.strip()
+    stripped = _no_nul(value).strip()
     if not stripped:
         raise ValueError("must not be blank")
     return stripped
@@ -39,6 +46,19 @@ def _email(value: str) -> str:
     return value.strip()
 
 
+def free_text(max_length: int, min_length: int = 0) -> Any:
+    """Any text of ``min_length``..``max_length`` characters, kept as sent (no NUL)."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": NO_NUL}
+    if min_length:
+        schema["minLength"] = min_length
+    return Annotated[
+        str,
+        Field(strict=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_no_nul),
+        WithJsonSchema(schema),
+    ]
+
+
 def text(max_length: int, *, blank: bool = False) -> Any:
     """A string of at most ``max_length`` characters as sent, stripped of surrounding whitespace; unless
     ``blank``, it must have something else than whitespace."""
@@ -47,8 +67,8 @@ def text(max_length: int, *, blank: bool = False) -> Any:
         return Annotated[
             str,
             Field(strict=True, max_length=max_length),
-            AfterValidator(str.strip),
-            WithJsonSchema(schema),
+            AfterValidator(lambda value: _no_nul(value).strip()),
+            WithJsonSchema({**schema, "pattern": NO_NUL}),
         ]
     return Annotated[
         str,
@@ -118,7 +138,7 @@ class ChargeRequest(Body):
 
 
 class RefundRequest(Body):
-    reason: Annotated[str, StringConstraints(max_length=1000)]
+    reason: free_text(1000)  # type: ignore[valid-type]
     amount: Amount | None = None
 
 
@@ -135,7 +155,7 @@ class ReservationRequest(Body):
 
 
 class ReasonRequest(Body):
-    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    reason: free_text(1000) | None = None  # type: ignore[valid-type]
 
 
 class Address(Body):
@@ -163,8 +183,8 @@ class EmailRequest(Body):
         AfterValidator(_email),
         WithJsonSchema({"type": "string", "maxLength": 320, "pattern": EMAIL_PATTERN}),
     ]
-    subject: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-    body: Annotated[str, StringConstraints(max_length=MAX_EMAIL_BODY)]
+    subject: free_text(1000, min_length=1)  # type: ignore[valid-type]
+    body: free_text(MAX_EMAIL_BODY)  # type: ignore[valid-type]
 
 
 class FaultRequest(Body):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import Connection, select
 from starlette.responses import Response
 
 from order_services.context import IdempotencyKey, get_context
 from order_services.contract import answers, link
 from order_services.idempotency import Operation
-from order_services.models import EmailAnswer, EmailRequest, Outbox
+from order_services.models import NO_NUL, EmailAnswer, EmailRequest, Outbox
 from order_services.storage import emails
 from order_services.util import isoformat, new_id, utcnow
 
@@ -62,7 +62,7 @@ def create_email(body: EmailRequest, request: Request, idempotency_key: Idempote
 
 
 @router.get("/outbox", operation_id="listOutbox", response_model=None, responses=answers(200, Outbox))
-def outbox(request: Request, order_id: str | None = None) -> dict[str, Any]:
+def outbox(request: Request, order_id: Annotated[str | None, Query(pattern=NO_NUL)] = None) -> dict[str, Any]:
     stmt = select(emails).order_by(emails.c.created_at, emails.c.message_id)
     if order_id is not None:
         stmt = stmt.where(emails.c.order_id == order_id)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select, update
 from starlette.responses import Response
 
 from order_services import errors
-from order_services.context import IdempotencyKey, get_context
+from order_services.context import IdempotencyKey, PathId, get_context
 from order_services.contract import answers, link
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
@@ -235,7 +235,7 @@ def create_charge(body: ChargeRequest, request: Request, idempotency_key: Idempo
     ),
 )
 def create_refund(
-    payment_id: str, body: RefundRequest, request: Request, idempotency_key: IdempotencyKey
+    payment_id: PathId, body: RefundRequest, request: Request, idempotency_key: IdempotencyKey
 ) -> Response:
     return get_context(request).execute(
         request,
@@ -259,5 +259,5 @@ def get_charges_of_order(request: Request, order_id: Annotated[Text, Query()]) -
     response_model=None,
     responses=answers(200, ChargeWithRefunds, errors.PAYMENT_NOT_FOUND),
 )
-def get_charge(payment_id: str, request: Request) -> dict[str, Any]:
+def get_charge(payment_id: PathId, request: Request) -> dict[str, Any]:
     return load_charge(get_context(request).store, payment_id)

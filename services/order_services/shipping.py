@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, update
 from starlette.responses import Response
 
 from order_services import errors
-from order_services.context import IdempotencyKey, Settings, get_context
+from order_services.context import IdempotencyKey, PathId, Settings, get_context
 from order_services.contract import answers, link
 from order_services.errors import ServiceError
 from order_services.idempotency import Operation
@@ -196,7 +196,7 @@ def create_shipment(body: ShipmentRequest, request: Request, idempotency_key: Id
     ),
 )
 def cancel_shipment(
-    shipment_id: str,
+    shipment_id: PathId,
     request: Request,
     idempotency_key: IdempotencyKey,
     body: ReasonRequest | None = None,
@@ -238,7 +238,7 @@ def get_shipments_of_order(request: Request, order_id: Annotated[Text, Query()])
     response_model=None,
     responses=answers(200, ShipmentAnswer, errors.SHIPMENT_NOT_FOUND),
 )
-def get_shipment(shipment_id: str, request: Request) -> dict[str, Any]:
+def get_shipment(shipment_id: PathId, request: Request) -> dict[str, Any]:
     with get_context(request).store.read() as conn:
         row = conn.execute(select(shipments).where(shipments.c.shipment_id == shipment_id)).mappings().first()
     if row is None:

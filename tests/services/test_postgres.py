@@ -123,3 +123,24 @@ def test_postgres_concurrent_partial_refunds(server_factory, postgres_url):
     charge = server.get(f"/payment/charges/{payment['payment_id']}")
     assert (charge["status"], charge["refunded_amount"]) == ("partially_refunded", 900)
     assert ledger(server.audit(order_id)).count(("payment", "refund", "succeeded")) == 3
+
+
+def test_postgres_nul_characters_are_refused_not_a_500(server_factory, postgres_url):
+    """PostgreSQL cannot store U+0000 in text: every string of the contract refuses it with a 422 naming
+    the field (SQLite would store it; the contract is the same on both)."""
+    server = server_factory(db=postgres_url)
+    order_id = new_order()
+    for body, field in (
+        (charge_body(order_id, customer_id="cust\x00omer"), "customer_id"),
+        (charge_body("ord\x00x"), "order_id"),
+    ):
+        response = server.post_response("/payment/charges", body, idempotency_key=new_key())
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["message"].startswith(field)
+    for path in ("/payment/charges/pay%00x", "/audit/ord%00x", "/inventory/stock/SKU%00"):
+        response = server.get_response(path)
+        assert response.status_code == 422, (path, response.text)
+        assert error_type(response) == "ValidationError"
+    response = server.get_response("/payment/charges", params={"order_id": "a\x00b"})
+    assert response.status_code == 422
+    assert server.audit(order_id) == []

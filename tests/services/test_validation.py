@@ -112,3 +112,29 @@ def test_invalid_body_is_neither_stored_nor_audited(order_services):
     good = order_services.post_response("/payment/charges", charge_body(order_id), idempotency_key=key)
     assert good.status_code == 201
     assert len(order_services.audit(order_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/payment/charges", charge_body(new_order(), customer_id="a\x00b"), "customer_id"),
+        ("/payment/charges/pay_x/refund", {"reason": "r\x00"}, "reason"),
+        ("/inventory/reservations", reservation_body(new_order(), region="eu\x00"), "region"),
+        ("/notification/emails", email_body(new_order(), subject="s\x00"), "subject"),
+        ("/notification/emails", email_body(new_order(), body="\x00"), "body"),
+        ("/notification/emails", email_body(new_order(), to="a\x00@b"), "to"),
+    ],
+)
+def test_nul_characters_are_refused(order_services, path, body, field):
+    """U+0000 is refused in every string (PostgreSQL cannot store it in text)."""
+    invalid(path, body, field, order_services)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/payment/charges/pay%00x", "/audit/ord%00x", "/inventory/stock/SKU%00", "/shipping/shipments/s%00"],
+)
+def test_nul_characters_in_paths_are_refused(order_services, path):
+    response = order_services.get_response(path)
+    assert response.status_code == 422, response.text
+    assert error_type(response) == "ValidationError"
