@@ -49,7 +49,6 @@ ORDER_SAGA = Saga(
         ),
         SagaStep(
             "approve_order", ApproveOrderOperator, status="awaiting_approval", waits=True,
-            result_fields=("approved", "by"),
             gate=CheckOrderValueOperator, gate_task_id="check_order_value",
         ),
         SagaStep(

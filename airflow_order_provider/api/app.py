@@ -23,73 +23,86 @@ Endpoints (public paths):
 * ``POST /orders``: start an order (the DAG's conf), run id = order id; 201, 409 if started, 422.
 * ``GET /orders``: orders newest first, ``status``, ``since``, ``limit`` (<= 500), ``offset``.
 * ``GET /orders/{order_id}``: status, current step, results, history of every try, signals.
-* ``POST /orders/{order_id}/cancel``: ``{"reason"}``; 202 (a repeat: the first), 409 when too late.
-* ``POST /orders/{order_id}/shipping-address``: a new address while shipping has not started.
+* ``POST /orders/{order_id}/cancel``: ``{"reason"}``; 202 (a repeat: the first), 409 when too late
+  (the carrier has the parcel, or the order is finished or being undone). During an approval the
+  cancel ends the wait at once.
+* ``POST /orders/{order_id}/shipping-address``: a new address until the shipping step starts its
+  first try (decided under a lock on that task's row, so the step sees the change or the API
+  refuses it).
+
+Modules: :mod:`~airflow_order_provider.api.auth` (who may do what),
+:mod:`~airflow_order_provider.api.queries` (database reads and writes),
+:mod:`~airflow_order_provider.api.responses` (answers), :mod:`~airflow_order_provider.api.status`
+(the status rule), this one (the routes).
 * ``GET /orders/ui``: the Orders page (``orders/ui`` is therefore not a usable order id here).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
-from airflow.api_fastapi.app import API_ROOT_PATH
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.dagbag import DagBagDep, create_dag_bag
 from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.models import Variable
 from airflow.models.dagrun import DagRun
-from airflow.models.log import Log
 from airflow.models.taskinstance import TaskInstance
-from airflow.models.taskinstancehistory import TaskInstanceHistory
-from airflow.models.xcom import XComModel
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import Body, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from airflow_order_provider import signals
+from airflow_order_provider.api.auth import can_edit, can_read, can_read_results, can_read_tries, can_trigger
+from airflow_order_provider.api.queries import (
+    _state,
+    audit,
+    find_run,
+    get_run_or_404,
+    has_tried,
+    last_update,
+    load_xcoms,
+    lock_task_instance,
+    read_signal,
+    task_states,
+    tries,
+)
+from airflow_order_provider.api.responses import (
+    _conf,
+    _iso,
+    _now,
+    conflict,
+    history,
+    links,
+    order_id_of,
+    results,
+    summary,
+    validation_error,
+)
 from airflow_order_provider.api.status import (
-    COMPENSATION_TASKS,
+    CANCELLED_TASK,
     DAG_ID,
     FINAL_STATUSES,
-    FORWARD_TASKS,
+    PICKED_UP_TASK,
     STATUSES,
-    current_step,
     order_status,
 )
 from airflow_order_provider.models import Order, ShippingAddress, _describe
+from airflow_order_provider.order_saga import ORDER_SAGA
+from airflow_order_provider.saga.failure import FAILURE_KEY
 
 STATIC_DIR = Path(__file__).parent / "static"
 UI_PATH = "ui"
 
-#: Steps whose result (XCom ``return_value``) makes the order's ``results``.
-RESULT_TASKS = (
-    "process_payment",
-    "reserve_inventory",
-    "schedule_shipment",
-    "wait_for_dispatch",
-    "send_confirmation",
-    "complete_order",
-    "cancel_order",
-)
-#: Fields of the steps' results lifted to the top of ``results``, per step.
-RESULT_FIELDS = {
-    "process_payment": ("payment_id", "transaction_ref"),
-    "reserve_inventory": ("reservation_id", "warehouse_id"),
-    "schedule_shipment": ("shipment_id", "tracking_number", "carrier", "estimated_delivery"),
-    "wait_for_dispatch": ("dispatched_at",),
-}
-#: Task-instance states of a try that has not run (yet): left out of the history.
-NOT_RUN_STATES = frozenset({None, "scheduled", "queued", "up_for_retry", "upstream_failed", "removed"})
-#: States of ``schedule_shipment`` in which the shipping address can still change.
+#: The step whose start closes the shipping address to changes.
+SHIPPING_STEP = next(step.task_id for step in ORDER_SAGA.steps if step.service == "shipping")
+#: The approval step a cancel ends at once.
+APPROVAL_STEP = next(step.task_id for step in ORDER_SAGA.steps if step.gate_task_id)
+#: States of the shipping step in which the shipping address can still change.
 ADDRESS_OPEN_STATES = frozenset({None, "scheduled", "queued"})
 
 OrderStatus = Literal[
@@ -97,20 +110,6 @@ OrderStatus = Literal[
     "awaiting_dispatch", "sending_confirmation", "completed", "compensating", "cancelled", "failed",
 ]
 assert set(OrderStatus.__args__) == set(STATUSES)  # type: ignore[attr-defined]
-
-# -- authorization: Airflow's own dependency, on the order_processing DAG's runs ----------------------
-
-can_read = Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN, param_dag_id=DAG_ID))
-# An order's details also show its steps' tries and results: the task instances and XComs.
-can_read_tries = Depends(
-    requires_access_dag(method="GET", access_entity=DagAccessEntity.TASK_INSTANCE, param_dag_id=DAG_ID)
-)
-can_read_results = Depends(requires_access_dag(method="GET", access_entity=DagAccessEntity.XCOM, param_dag_id=DAG_ID))
-can_trigger = Depends(requires_access_dag(method="POST", access_entity=DagAccessEntity.RUN, param_dag_id=DAG_ID))
-can_edit = Depends(requires_access_dag(method="PUT", access_entity=DagAccessEntity.RUN, param_dag_id=DAG_ID))
-
-
-# -- bodies ---------------------------------------------------------------------------------------------
 
 
 class CancelBody(BaseModel):
@@ -121,236 +120,36 @@ class CancelBody(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-# -- helpers --------------------------------------------------------------------------------------------
+class _OrderCancel:
+    """The user an approval request is answered by when a cancel ends it."""
+
+    def get_id(self) -> str:
+        return signals.CANCELLED_BY
+
+    def get_name(self) -> str:
+        return signals.CANCELLED_BY
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _state(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
-
-
-def ui_path(path: str) -> str:
-    """A path of Airflow's UI or API, under the deployment's base path."""
-    return f"{API_ROOT_PATH.rstrip('/')}/{path.lstrip('/')}"
-
-
-def links(order_id: str, run_id: str) -> dict[str, str]:
-    q_order, q_run = quote(order_id, safe=""), quote(run_id, safe="")
-    return {
-        "self": ui_path(f"orders/{q_order}"),
-        "run": ui_path(f"dags/{DAG_ID}/runs/{q_run}"),
-        "api": ui_path(f"api/v2/dags/{DAG_ID}/dagRuns/{q_run}"),
-        "cancel": ui_path(f"orders/{q_order}/cancel"),
-        "shipping_address": ui_path(f"orders/{q_order}/shipping-address"),
-    }
-
-
-def _conf(run: DagRun) -> dict[str, Any]:
-    return run.conf if isinstance(run.conf, dict) else {}
-
-
-def order_id_of(run: DagRun) -> str:
-    value = _conf(run).get("order_id")
-    return value if isinstance(value, str) and value else run.run_id
-
-
-def find_run(session: Session, order_id: str, *, lock: bool = False) -> DagRun | None:
+def end_approval_for_cancel(session: Any, run: DagRun) -> bool:
     """
-    The order's run: the ``order_processing`` run whose run id is the order id (runs started
-    through this API), else the newest run whose conf has that ``order_id`` (runs started otherwise).
-    With ``lock``, the run's row is locked until the transaction ends (signals are serialized).
+    Answer the order's pending approval request with *Reject* on the customer's behalf, so that a
+    cancel ends the wait within one poll; the approval step then reads the cancel and the payment
+    is refunded. False when no request is pending (nothing to end).
     """
-    query = select(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == order_id)
-    run = session.scalar(query)
-    if run is None:
-        query = (
-            select(DagRun)
-            .where(DagRun.dag_id == DAG_ID, DagRun.conf["order_id"].as_string() == order_id)
-            .order_by(DagRun.id.desc())
-            .limit(1)
-        )
-        run = session.scalar(query)
-    if run is not None and lock:
-        run = session.scalar(
-            select(DagRun).where(DagRun.id == run.id).with_for_update().execution_options(populate_existing=True)
-        )
-    return run
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
 
+    from airflow_order_provider.operators.approval import REJECT
 
-def get_run_or_404(session: Session, order_id: str, *, lock: bool = False) -> DagRun:
-    run = find_run(session, order_id, lock=lock)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Order {order_id!r} not found")
-    return run
-
-
-def task_states(session: Session, run_ids: list[str]) -> dict[str, dict[str, str | None]]:
-    """``{run_id: {task_id: state}}`` of the given runs of ``order_processing``."""
-    found: dict[str, dict[str, str | None]] = {run_id: {} for run_id in run_ids}
-    if not run_ids:
-        return found
-    rows = session.execute(
-        select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
-            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id.in_(run_ids), TaskInstance.map_index == -1
-        )
-    )
-    for run_id, task_id, state in rows:
-        found[run_id][task_id] = _state(state)
-    return found
-
-
-def read_signal(key: str) -> dict[str, Any] | None:
-    """A signal Variable (JSON object), read the way the steps read it (through the secrets backends)."""
     try:
-        value = Variable.get(key, default_var=None, deserialize_json=True)
-    except (ValueError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def audit(session: Session, event: str, run: DagRun, user: Any, extra: dict[str, Any]) -> None:
-    """An entry in Airflow's audit log (Browse > Audit Log), like the REST API's own."""
-    name = user.get_name() if user else "anonymous"
-    session.add(
-        Log(event=event, owner=name, owner_display_name=name, extra=json.dumps(extra, default=str),
-            dag_id=DAG_ID, run_id=run.run_id)
-    )
-
-
-def conflict(message: str, run: DagRun, states: dict[str, str | None], **extra: Any) -> JSONResponse:
-    order_id = order_id_of(run)
-    return JSONResponse(
-        status_code=status.HTTP_409_CONFLICT,
-        content={
-            "detail": message,
-            "order_id": order_id,
-            "run_id": run.run_id,
-            "status": order_status(_state(run.state), states),
-            "links": links(order_id, run.run_id),
-            **extra,
-        },
-    )
-
-
-def summary(run: DagRun, states: dict[str, str | None], now: datetime) -> dict[str, Any]:
-    conf = _conf(run)
-    run_state = _state(run.state)
-    created = run.created_at or run.run_after
-    order_id = order_id_of(run)
-    return {
-        "order_id": order_id,
-        "run_id": run.run_id,
-        "status": order_status(run_state, states),
-        "current_step": current_step(run_state, states),
-        "run_state": run_state,
-        "total_amount": conf.get("total_amount"),
-        "currency": conf.get("currency"),
-        "customer_id": conf.get("customer_id"),
-        "created_at": _iso(created),
-        "age_seconds": round((now - created).total_seconds(), 3) if created else None,
-        "links": links(order_id, run.run_id),
-    }
-
-
-def results(xcoms: dict[tuple[str, str], Any]) -> dict[str, Any]:
-    """The order's results: the main ids at the top, every step's full result under ``steps``."""
-    steps = {task: xcoms[(task, "return_value")] for task in RESULT_TASKS if (task, "return_value") in xcoms}
-    out: dict[str, Any] = {
-        "payment_id": None, "reservation_id": None, "shipment_id": None, "tracking_number": None,
-    }
-    for task, fields in RESULT_FIELDS.items():
-        value = steps.get(task)
-        if isinstance(value, dict):
-            for field in fields:
-                if value.get(field) is not None or field not in out:
-                    out[field] = value.get(field)
-    confirmation = steps.get("send_confirmation")
-    out["confirmation_message_id"] = confirmation.get("message_id") if isinstance(confirmation, dict) else None
-    out["completion"] = steps.get("complete_order")
-    out["cancellation"] = steps.get("cancel_order")
-    out["steps"] = steps
-    return out
-
-
-def load_xcoms(session: Session, run: DagRun, keys: tuple[str, ...]) -> dict[tuple[str, str], Any]:
-    rows = session.scalars(
-        select(XComModel).where(
-            XComModel.dag_run_id == run.id, XComModel.map_index == -1, XComModel.key.in_(keys)
+        update_hitl_detail(
+            dag_id=DAG_ID, dag_run_id=run.run_id, task_id=APPROVAL_STEP,
+            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[REJECT], params_input={}),
+            user=_OrderCancel(), session=session,
         )
-    )
-    return {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
-
-
-def history(session: Session, run: DagRun, failures: dict[str, Any]) -> list[dict[str, Any]]:
-    """
-    Every try of every task of the run that ran, oldest first: the previous tries from
-    TaskInstanceHistory, the current one from TaskInstance (a try waiting to be retried is already
-    in the history table, as in Airflow's ``/tries`` endpoint).
-
-    ``error`` is the step's ``failure`` XCom (what its operator recorded about a failed call) on the
-    try that recorded it. Airflow keeps one XCom per task and clears a task's XComs when a new
-    try starts, so only the latest failed try's record survives, and none once a later try ran;
-    such tries fall back to the reason Airflow's retry policy stored (``retry_reason``), else null.
-    """
-    columns = ("task_id", "try_number", "state", "start_date", "end_date", "duration", "retry_reason")
-    entries = []
-    for model, current in ((TaskInstanceHistory, False), (TaskInstance, True)):
-        rows = session.execute(
-            select(*(getattr(model, c) for c in columns)).where(
-                model.dag_id == DAG_ID, model.run_id == run.run_id, model.map_index == -1
-            )
-        )
-        for task_id, try_number, state, start, end, duration, retry_reason in rows:
-            state = _state(state)
-            if current and (state in NOT_RUN_STATES or not try_number):
-                continue  # not tried (yet), or skipped without running
-            if duration is None and start is not None and end is not None:
-                duration = (end - start).total_seconds()
-            failure = failures.get(task_id)
-            if isinstance(failure, dict) and failure.get("try_number") == try_number:
-                error: Any = failure
-            elif retry_reason and state in ("failed", "up_for_retry"):
-                error = {"message": retry_reason, "source": "retry_reason"}
-            else:
-                error = None
-            entries.append(
-                {
-                    "step": task_id,
-                    "try_number": try_number,
-                    "state": state,
-                    "start": _iso(start),
-                    "end": _iso(end),
-                    "duration": round(duration, 3) if duration is not None else None,
-                    "error": error,
-                }
-            )
-    order = {task: i for i, task in enumerate(FORWARD_TASKS + COMPENSATION_TASKS)}
-    far_future = "9999"
-    entries.sort(key=lambda e: (e["start"] or far_future, order.get(e["step"], 99), e["try_number"]))
-    return entries
-
-
-def last_update(session: Session, run: DagRun) -> datetime | None:
-    latest = session.scalar(
-        select(func.max(TaskInstance.updated_at)).where(
-            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run.run_id
-        )
-    )
-    candidates = [d for d in (run.updated_at, latest, run.end_date, run.start_date, run.created_at) if d]
-    return max(candidates) if candidates else None
-
-
-def validation_error(detail: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, content={"detail": detail})
+    except HTTPException:  # already answered, or not asked yet: the step reads the cancel itself
+        return False
+    return True
 
 
 # -- the app --------------------------------------------------------------------------------------------
@@ -477,7 +276,7 @@ def create_app() -> FastAPI:
             and_(
                 TaskInstance.dag_id == DagRun.dag_id,
                 TaskInstance.run_id == DagRun.run_id,
-                TaskInstance.task_id == "cancel_order",
+                TaskInstance.task_id == CANCELLED_TASK,
                 TaskInstance.state == "success",
             )
         )
@@ -514,8 +313,6 @@ def create_app() -> FastAPI:
         every step (TaskInstance and TaskInstanceHistory; ``error`` from the step's ``failure``
         XCom where Airflow still has it, see :func:`history`), its signals, and the order itself.
         """
-        from airflow_order_provider.operators.base import FAILURE_KEY
-
         run = get_run_or_404(session, order_id)
         states = task_states(session, [run.run_id])[run.run_id]
         xcoms = load_xcoms(session, run, ("return_value", FAILURE_KEY))
@@ -529,7 +326,7 @@ def create_app() -> FastAPI:
             "current_step": item["current_step"],
             "run_state": item["run_state"],
             "results": results(xcoms),
-            "history": history(session, run, failures),
+            "history": history(tries(session, run), failures),
             "cancel_request": read_signal(signals.cancel_key(real_id)),
             "shipping_address_change": read_signal(signals.address_key(real_id)),
             "order": _conf(run),
@@ -563,6 +360,9 @@ def create_app() -> FastAPI:
         if current in FINAL_STATUSES or current == "compensating":
             return conflict(f"Order {real_id} is {current}: it can no longer be cancelled", run, states,
                             cancel_request=existing)
+        if states.get(PICKED_UP_TASK) == "success":
+            return conflict(f"Order {real_id} is with the carrier: it can no longer be cancelled", run, states,
+                            cancel_request=existing)
         if existing is not None:
             return JSONResponse(
                 status_code=status.HTTP_202_ACCEPTED,
@@ -570,6 +370,8 @@ def create_app() -> FastAPI:
             )
         request = {"reason": body.reason, "requested_at": _iso(_now()), "requested_by": user.get_name()}
         Variable.set(signals.cancel_key(real_id), request, serialize_json=True, session=session)
+        if states.get(APPROVAL_STEP) == "awaiting_input":
+            request["ended_approval"] = end_approval_for_cancel(session, run)
         audit(session, "order_api.cancel", run, user, {"order_id": real_id, "reason": body.reason, "method": "POST"})
         return {"order_id": real_id, "status": current, "cancel_request": request}
 
@@ -579,20 +381,24 @@ def create_app() -> FastAPI:
     ) -> Any:
         """
         Record a new shipping address (Variable ``order_processing.address.<order_id>``), which the
-        shipping step uses instead of the order's. Accepted while ``schedule_shipment`` has not
-        started (not yet reached, scheduled or queued); 409 once it has, or when the order is
-        finished, compensating, or asked to cancel. A later change replaces an earlier one.
+        shipping step uses instead of the order's. Accepted while the shipping step has not started
+        its first try (not yet reached, scheduled or queued), decided under a lock on its row; 409
+        once it has, or when the order is finished, compensating, or asked to cancel. A later
+        change replaces an earlier one.
         """
         run = get_run_or_404(session, order_id, lock=True)
         real_id = order_id_of(run)
         states = task_states(session, [run.run_id])[run.run_id]
         current = order_status(_state(run.state), states)
-        shipping = states.get("schedule_shipment")
         if current in FINAL_STATUSES or current == "compensating":
             return conflict(f"Order {real_id} is {current}: its address can no longer change", run, states)
-        if shipping not in ADDRESS_OPEN_STATES:
+        # Decided under a lock on the shipping step's row, which its start must take: the step
+        # either reads this change, or has started and the change is refused.
+        shipping_ti = lock_task_instance(session, run, SHIPPING_STEP)
+        shipping = _state(shipping_ti.state) if shipping_ti is not None else None
+        if shipping not in ADDRESS_OPEN_STATES or has_tried(session, run, SHIPPING_STEP):
             return conflict(
-                f"Shipping of order {real_id} has started (schedule_shipment is {shipping}): "
+                f"Shipping of order {real_id} has started ({SHIPPING_STEP} is {shipping}): "
                 "its address can no longer change", run, states,
             )
         if read_signal(signals.cancel_key(real_id)) is not None:

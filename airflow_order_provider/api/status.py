@@ -4,34 +4,36 @@ An order's business status, derived from its DAG run's state and its task instan
 Pure functions over plain strings (no database, no FastAPI), so that the rule reads in one place:
 
 * run ``success`` -> ``completed``;
-* run ``failed`` -> ``cancelled`` when ``cancel_order`` succeeded (the order was undone), else ``failed``;
+* run ``failed`` -> ``cancelled`` when the saga's cancelled record (``cancel_order``) succeeded
+  (the order was undone), else ``failed``;
 * run queued or running:
 
-  - ``compensating`` when a compensation task (``plan_compensation``, ``cancel_shipment``,
-    ``release_inventory``, ``refund_payment``, ``cancel_order``) is running or waiting to run
-    (queued, scheduled, up for retry...), or ``plan_compensation`` succeeded and ``cancel_order``
-    has not finished;
-  - otherwise the status of the furthest forward step that has been reached (scheduled or beyond):
-    ``process_payment`` -> ``processing_payment``, ``approve_order`` -> ``awaiting_approval``,
-    ``reserve_inventory`` -> ``reserving_inventory``, ``schedule_shipment`` -> ``scheduling_shipment``,
-    ``wait_for_dispatch`` -> ``awaiting_dispatch``, ``send_confirmation`` -> ``sending_confirmation``;
+  - ``compensating`` when a task of the rollback (the planner, a compensation, the cancelled
+    record) is running or waiting to run (queued, scheduled, up for retry...), or the planner
+    succeeded and the cancelled record has not finished;
+  - otherwise the status of the furthest forward step that has been reached (scheduled or beyond),
+    as the saga's table names it (``process_payment`` -> ``processing_payment``...);
     ``pending`` while only ``validate_order`` (or nothing) has been reached.
+
+The task ids and the step statuses come from the order saga's table
+(:mod:`airflow_order_provider.order_saga`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from airflow_order_provider.order_saga import ORDER_SAGA
+
 DAG_ID = "order_processing"
 
+#: The forward steps that give the order its status while it runs, in order (from the saga's table).
+STEP_STATUS = ORDER_SAGA.statuses
+
+#: Every status an order can have.
 STATUSES = (
     "pending",
-    "processing_payment",
-    "awaiting_approval",
-    "reserving_inventory",
-    "scheduling_shipment",
-    "awaiting_dispatch",
-    "sending_confirmation",
+    *STEP_STATUS.values(),
     "completed",
     "compensating",
     "cancelled",
@@ -39,30 +41,14 @@ STATUSES = (
 )
 
 #: Every forward task of the DAG, in the order an order goes through them.
-FORWARD_TASKS = (
-    "validate_order",
-    "process_payment",
-    "check_order_value",
-    "approve_order",
-    "reserve_inventory",
-    "schedule_shipment",
-    "wait_for_dispatch",
-    "send_confirmation",
-    "complete_order",
-)
-
-#: The forward steps that give the order its status while it runs.
-STEP_STATUS = {
-    "process_payment": "processing_payment",
-    "approve_order": "awaiting_approval",
-    "reserve_inventory": "reserving_inventory",
-    "schedule_shipment": "scheduling_shipment",
-    "wait_for_dispatch": "awaiting_dispatch",
-    "send_confirmation": "sending_confirmation",
-}
+FORWARD_TASKS = ORDER_SAGA.forward_path
 
 #: The compensation path, in the order it runs.
-COMPENSATION_TASKS = ("plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order")
+COMPENSATION_TASKS = ORDER_SAGA.rollback_path
+#: The task whose success means the order was undone.
+CANCELLED_TASK = ORDER_SAGA.cancelled.task_id
+#: The task after which nothing can be called back (the carrier has the parcel).
+PICKED_UP_TASK = next(step.task_id for step in ORDER_SAGA.steps if step.status == "awaiting_dispatch")
 
 #: Task-instance states of a task that is running or will run (again) soon.
 ACTIVE_STATES = frozenset(
@@ -89,7 +75,8 @@ def is_compensating(states: States) -> bool:
     """Whether the compensation path is running or about to run."""
     if any(_state(states, task) in ACTIVE_STATES for task in COMPENSATION_TASKS):
         return True
-    return _state(states, "plan_compensation") == "success" and _state(states, "cancel_order") not in FINISHED_STATES
+    plan = ORDER_SAGA.plan.task_id
+    return _state(states, plan) == "success" and _state(states, CANCELLED_TASK) not in FINISHED_STATES
 
 
 def furthest_reached(states: States, tasks: tuple[str, ...]) -> str | None:
@@ -104,7 +91,7 @@ def order_status(run_state: str | None, states: States) -> str:
     if run_state == "success":
         return "completed"
     if run_state == "failed":
-        return "cancelled" if _state(states, "cancel_order") == "success" else "failed"
+        return "cancelled" if _state(states, CANCELLED_TASK) == "success" else "failed"
     if is_compensating(states):
         return "compensating"
     step = furthest_reached(states, tuple(STEP_STATUS))

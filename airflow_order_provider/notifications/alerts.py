@@ -17,6 +17,7 @@ from airflow.sdk import BaseNotifier
 
 from airflow_order_provider.exceptions import (
     InvalidOrderError,
+    OrderAlreadyUndoneError,
     OrderCancelledError,
     OrderRejectedError,
     StepAbandonedError,
@@ -55,15 +56,14 @@ def describe_alert(context: Context) -> OrderAlert | None:
     """
     The alert a task failure calls for, or None when the failure is business as usual.
 
-    A refused order (bad input, a declined card, an undeliverable address) is not an incident:
-    the order is compensated and the customer told. Retries running out, a person abandoning an
-    order, and above all a compensation failing for good are.
+    A refused order (bad input, a declined card, an undeliverable address, an order id already
+    cancelled) is not an incident: the order is compensated and the customer told. Retries running
+    out, a person abandoning an order, a request the service could not accept (a wrong API key, a
+    malformed request, a key reused for another request) and above all a compensation failing for
+    good are.
     """
-    from airflow_order_provider.operators.base import (
-        FAILURE_KEY,
-        OrderCompensationOperator,
-        OrderStepOperator,
-    )
+    from airflow_order_provider.operators.base import OrderCompensationOperator, OrderStepOperator
+    from airflow_order_provider.saga.failure import StepFailure
 
     task = context.get("task")
     ti = context.get("ti")
@@ -87,7 +87,7 @@ def describe_alert(context: Context) -> OrderAlert | None:
                 "in the Airflow UI to compensate what completed, or settle the order by hand."
             ),
         )
-    if isinstance(error, (InvalidOrderError, OrderRejectedError, OrderCancelledError)):
+    if isinstance(error, (InvalidOrderError, OrderRejectedError, OrderCancelledError, OrderAlreadyUndoneError)):
         return None
     if isinstance(error, WorkflowTimeoutError):
         return OrderAlert(
@@ -116,17 +116,32 @@ def describe_alert(context: Context) -> OrderAlert | None:
             body=f"{error}. Nothing was undone: settle the order by hand (run {run_id}).",
         )
     if isinstance(task, OrderStepOperator):
-        failure = ti.xcom_pull(task_ids=task_id, key=FAILURE_KEY) if ti is not None else None
-        failure = failure or {}
-        if failure.get("never_retried"):
+        failure = StepFailure.pull(ti, task_id) if ti is not None else None
+        if failure is not None and failure.misconfigured:
+            return OrderAlert(
+                order_id=order_id, task_id=task_id, severity="critical", manual_intervention=True,
+                subject=f"Order {order_id}: {task_id} was refused by the {task.service} service: {failure.error_type}",
+                body=(
+                    f"The {task.service} service refused {task_id} of order {order_id}: {message}\n"
+                    "This is not a business refusal: check the connection's URL and API key, and the provider and "
+                    f"service versions. The order is being compensated (run {run_id})."
+                ),
+            )
+        if failure is not None and failure.never_retried:
             return None
-        mode = failure.get("on_retries_exhausted") or task.policy.on_retries_exhausted
-        if task.service == "notification":
+        mode = (failure.on_retries_exhausted if failure else None) or task.policy.on_retries_exhausted
+        step = task.saga.step(task_id) if task.saga is not None else None
+        if step is not None and not step.rolls_back:
             what = "The order is complete, but the customer was not told: send the confirmation by hand."
         elif mode == "fail":
             what = "Nothing was undone (on_retries_exhausted=fail): settle the order by hand."
         else:
             what = "The completed steps are being compensated in reverse order."
+        if failure is not None and failure.ambiguous:
+            what += (
+                f" Its last answer proved nothing (the call may have been carried out): the planner asks the"
+                f" {task.service} service what is in effect before it decides."
+            )
         return OrderAlert(
             order_id=order_id, task_id=task_id, severity="warning" if mode == "compensate" else "critical",
             manual_intervention=mode == "fail",
