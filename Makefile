@@ -1,11 +1,14 @@
 # airflow-order-provider: development tasks.
 #
 #   make venv        create .venv (python3.11, else python3 >= 3.10) and install '.[dev]' with uv
-#   make test        all tests: unit, services and the end-to-end Airflow tests (need PostgreSQL)
+#   make test        all tests: unit, services, the end-to-end Airflow tests (PostgreSQL), then the
+#                    distributed end-to-end test (CeleryExecutor on Redis) in its own pytest run, N=30
 #   make test-unit   everything except the end-to-end tests (-m "not integration")
-#   make test-e2e    only the end-to-end tests
+#   make test-e2e    only the end-to-end tests on the LocalExecutor
+#   make test-distributed N=100   only the distributed end-to-end test, with rushes of N orders
 #   make lint        ruff check
-#   make demo        reference services + local Airflow (SQLite), DAG unpaused (scripts/demo.sh)
+#   make demo        reference services + Airflow on PostgreSQL (LocalExecutor), DAG unpaused (scripts/demo.sh)
+#   make rush N=100  send N orders at once to a running demo; check every order final and the ledger
 #   make clean       remove .demo/ and .e2e/ (not the venv)
 #
 # Extra pytest arguments: make test PYTEST_ARGS="-x -k happy"
@@ -18,11 +21,13 @@ VENV_PY     := $(VENV)/bin/python
 UV          := $(VENV)/bin/uv
 STAMP       := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Orders per rush: the distributed test's (30 in `make test`, 100 in `make test-distributed`) and `make rush`'s.
+N ?=
 
 # python3.11 if present, else python3 when it is >= 3.10 (checked when the venv is created).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
-.PHONY: help venv install test test-unit test-e2e lint demo clean
+.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -38,25 +43,38 @@ $(VENV_PY):
 $(UV): | $(VENV_PY)
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check uv
 
-# Re-installs when pyproject.toml changes (or the stamp is missing); a no-op otherwise.
-$(STAMP): pyproject.toml | $(UV)
-	$(UV) pip install --python $(VENV_PY) -e '.[dev]'
-	@sha256sum pyproject.toml > $(STAMP)
+# The reference services are their own distribution once services/pyproject.toml exists.
+SERVICES_PROJECT := $(wildcard services/pyproject.toml)
+SERVICES_INSTALL := $(if $(SERVICES_PROJECT),-e ./services,)
 
+# Re-installs when a pyproject.toml changes (or the stamp is missing); a no-op otherwise.
+$(STAMP): pyproject.toml $(SERVICES_PROJECT) | $(UV)
+	$(UV) pip install --python $(VENV_PY) -e '.[dev]' $(SERVICES_INSTALL)
+	@sha256sum pyproject.toml $(SERVICES_PROJECT) > $(STAMP)
+
+# Two pytest runs, so that only one Airflow stack runs at a time: the suite (its LocalExecutor
+# deployment lives for the whole session), then the distributed one.
 test: $(STAMP)
-	$(VENV_PY) -m pytest tests $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest tests -m "not distributed" $(PYTEST_ARGS)
+	ORDER_E2E_RUSH_N=$(or $(N),30) $(VENV_PY) -m pytest tests/integration/test_distributed_e2e.py -m distributed $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(VENV_PY) -m pytest tests -m "not integration" $(PYTEST_ARGS)
 
 test-e2e: $(STAMP)
-	$(VENV_PY) -m pytest tests/integration -m integration $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest tests/integration -m "integration and not distributed" $(PYTEST_ARGS)
+
+test-distributed: $(STAMP)
+	ORDER_E2E_RUSH_N=$(or $(N),100) $(VENV_PY) -m pytest tests/integration/test_distributed_e2e.py -m distributed $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+rush: $(STAMP)
+	$(VENV_PY) scripts/rush.py --orders $(or $(N),100)
 
 clean:
 	rm -rf .demo .e2e

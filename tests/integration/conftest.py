@@ -80,6 +80,14 @@ E2E_DEPLOYMENT_SETTINGS = {
 _FAILED = pytest.StashKey[bool]()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "distributed: runs a distributed Airflow (CeleryExecutor, two schedulers, Celery workers per queue) "
+        "on Redis and PostgreSQL; its own pytest run in `make test` (one Airflow stack at a time)",
+    )
+
+
 @dataclass
 class AirflowEnv:
     """What the end-to-end tests get: the running deployment and a logged-in REST client."""
