@@ -9,6 +9,7 @@
 #   make lint        ruff check
 #   make demo        reference services + Airflow on PostgreSQL (LocalExecutor), DAG unpaused (scripts/demo.sh)
 #   make rush N=100  send N orders at once to a running demo; check every order final and the ledger
+#   make chaos N=30 SEED=7  the seeded chaos suite (tests/chaos) on an Airflow of its own, N orders (default 30)
 #   make clean       remove .demo/ and .e2e/ (not the venv)
 #
 # Extra pytest arguments: make test PYTEST_ARGS="-x -k happy"
@@ -78,3 +79,8 @@ rush: $(STAMP)
 
 clean:
 	rm -rf .demo .e2e
+
+# The chaos suite in a pytest run of its own (its Airflow must be the only stack); SEED: its seed (default: drawn, reported).
+.PHONY: chaos
+chaos: $(STAMP)
+	CHAOS_ORDERS=$(or $(N),30) CHAOS_SEED=$(SEED) $(VENV_PY) -m pytest tests/chaos $(PYTEST_ARGS)

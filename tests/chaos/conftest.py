@@ -1,0 +1,55 @@
+"""
+The chaos suite runs on the end-to-end harness of ``tests/integration``: its fixtures are imported
+here, not copied (``airflow_env``: a real Airflow on PostgreSQL; ``client``: the REST client with
+``order_processing`` unpaused; ``services``: the reference services, faults cleared after the test).
+
+Imported fixtures are separate instances per directory, so a pytest session that also runs other
+end-to-end tests would bring up a second Airflow next to theirs. The chaos suite therefore runs in
+a pytest session of its own (``make chaos``); a session that also collects other end-to-end tests
+deselects it and says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration import conftest as e2e
+from tests.integration.conftest import airflow_client, airflow_env, client, services  # noqa: F401
+
+HERE = Path(__file__).parent
+_DESELECTED = pytest.StashKey[int]()
+
+
+def _is_chaos(item: pytest.Item) -> bool:
+    """A test of this suite that needs the Airflow stack (the verdict's unit tests do not)."""
+    return HERE in Path(item.path).parents and item.get_closest_marker("integration") is not None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    chaos = [item for item in items if _is_chaos(item)]
+    others = [item for item in items if not _is_chaos(item) and item.get_closest_marker("integration")]
+    if chaos and others:
+        config.hook.pytest_deselected(items=chaos)
+        items[:] = [item for item in items if not _is_chaos(item)]
+        config.stash[_DESELECTED] = len(chaos)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.stash.get(_DESELECTED, 0):
+        terminalreporter.write_line(
+            f"[chaos] {config.stash[_DESELECTED]} chaos test(s) deselected: they need an Airflow of their own; "
+            "run them alone with `make chaos` (or pytest tests/chaos)"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    # As tests/integration/conftest.py does for its tests: a failure keeps the Airflow home and
+    # prints the component logs at teardown.
+    report = yield
+    if report.failed:
+        item.session.stash[e2e._FAILED] = True
+    return report

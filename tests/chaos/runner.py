@@ -1,0 +1,321 @@
+"""
+Drives one chaos run against a running Airflow and the reference services (all on 127.0.0.1).
+
+One loop, one thread: it submits the planned orders through the order API (``POST /orders``), at
+most ``in_flight`` unfinished at a time; sends each order's cancel and address change when due;
+gives every service a new fault configuration every ``fault_period`` seconds (transient 503s
+before and after commit, phases alternating, a seed per configuration); arms and carries out the
+worker kills (the killed step's service is slowed down so that its call is caught in flight, then
+the step's supervisor and task process are SIGKILLed, found by ``ti.pid`` and checked to descend
+from this deployment's scheduler, as in ``tests/integration/test_worker_death_e2e.py``); clears all
+faults ``grace`` seconds after the last order was accepted; and stops once every order is final
+or ``time_limit`` has passed. Then it collects the evidence of every order
+(:class:`tests.chaos.verdict.Evidence`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import requests
+
+from tests.chaos.plan import SERVICES, ChaosSettings, FaultConfig, FaultSchedule, KillPlan, OrderPlan, now
+from tests.chaos.verdict import Evidence
+from tests.integration import test_worker_death_e2e as worker_death
+from tests.integration.airflow_harness import wait_until_dead
+
+DAG_ID = "order_processing"
+FINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
+#: Tasks that call a service: a worker killed while running one dies mid-step.
+SERVICE_TASKS = frozenset({
+    "process_payment", "reserve_inventory", "schedule_shipment", "send_confirmation",
+    "refund_payment", "release_inventory", "cancel_shipment",
+})
+POLL_INTERVAL = 1.5
+TICK = 0.25
+SUBMIT_SPACING = 0.3
+#: How long a kill stays armed (its service slowed down) waiting for a call in flight.
+KILL_ARMED_FOR = 40.0
+
+
+@dataclass
+class Kill:
+    plan: KillPlan
+    armed_at: float
+    run_id: str | None = None
+    task_id: str | None = None
+    try_number: int | None = None
+    pids: tuple[int, int] | None = None
+    killed_after: float | None = None
+    gave_up: str | None = None
+
+    def describe(self) -> str:
+        if self.run_id is None:
+            return f"kill ({self.plan.service}, {self.plan.phase}) gave up: {self.gave_up}"
+        return (f"{self.task_id} try {self.try_number} of {self.run_id} (supervisor {self.pids[0]}, task "
+                f"{self.pids[1]}; {self.plan.service} slowed, phase {self.plan.phase})")
+
+
+@dataclass
+class Signal:
+    kind: str  # "cancel" or "address"
+    order_id: str
+    sent_at: float
+    code: int | None  # HTTP status, None when the request itself failed
+    detail: str = ""
+
+
+@dataclass
+class RunRecord:
+    """What happened during the run."""
+
+    started: float
+    submitted: dict[str, float] = field(default_factory=dict)
+    submit_answers: Counter = field(default_factory=Counter)
+    statuses: dict[str, str] = field(default_factory=dict)
+    signals: list[Signal] = field(default_factory=list)
+    signals_not_sent: int = 0
+    faults: list[FaultConfig] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
+    all_submitted_at: float | None = None
+    faults_cleared_at: float | None = None
+    ended: float | None = None
+    timed_out: bool = False
+
+    def answers(self, kind: str) -> Counter:
+        return Counter(s.code for s in self.signals if s.kind == kind)
+
+
+class ChaosRun:
+    def __init__(
+        self,
+        settings: ChaosSettings,
+        plans: list[OrderPlan],
+        kills: list[KillPlan],
+        *,
+        client: Any,
+        airflow_env: Any,
+        services: Any,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.settings = settings
+        self.plans = {p.order_id: p for p in plans}
+        self.pending = list(plans)
+        self.kill_plans = list(kills)
+        self.client = client
+        self.airflow_env = airflow_env
+        self.services = services
+        self.say = say
+        self.faults = FaultSchedule(settings.seed, settings.error_rate_low, settings.error_rate_high)
+        self.events: list[tuple[float, int, str, str]] = []
+        self.record = RunRecord(started=now())
+        self.prefix = os.path.commonprefix([p.order_id for p in plans]) if plans else "chaos-"
+        self._armed: Kill | None = None
+
+    # -- the order API ---------------------------------------------------------------------------
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.client.request(method, f"/orders{path}", **kwargs)
+
+    def submit(self, plan: OrderPlan) -> None:
+        for attempt in range(1, 6):
+            try:
+                answer = self._api("POST", "", json=plan.order)
+            except requests.RequestException as error:
+                self.record.submit_answers[type(error).__name__] += 1
+                time.sleep(1.0)
+                continue
+            self.record.submit_answers[answer.status_code] += 1
+            if answer.status_code in (201, 409):  # 409: an earlier attempt whose answer was lost created it
+                break
+            if answer.status_code == 422:
+                raise AssertionError(f"the chaos plan made an invalid order {plan.order}: {answer.text}")
+            time.sleep(1.0)
+        else:
+            raise AssertionError(f"POST /orders never accepted {plan.order_id}: {self.record.submit_answers}")
+        accepted = now()
+        self.record.submitted[plan.order_id] = accepted
+        for delay, kind in ((plan.cancel_after, "cancel"), (plan.address_after, "address")):
+            if delay is not None:
+                heapq.heappush(self.events, (accepted + delay, len(self.events), kind, plan.order_id))
+
+    def send_signal(self, kind: str, order_id: str) -> None:
+        plan = self.plans[order_id]
+        try:
+            if kind == "cancel":
+                answer = self._api("POST", f"/{order_id}/cancel", json={"reason": "chaos: the customer changed their mind"})
+            else:
+                answer = self._api("POST", f"/{order_id}/shipping-address", json=plan.new_address)
+        except requests.RequestException as error:
+            self.record.signals.append(Signal(kind, order_id, now(), None, repr(error)))
+            return
+        detail = ""
+        if answer.status_code >= 400:
+            try:
+                detail = str(answer.json().get("detail", answer.text))[:200]
+            except ValueError:
+                detail = answer.text[:200]
+        self.record.signals.append(Signal(kind, order_id, now(), answer.status_code, detail))
+
+    def poll_statuses(self) -> None:
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"limit": 500, "offset": offset}
+            page = self._api("GET", "", params=params, expected=(200,)).json()
+            for item in page["orders"]:
+                if item["order_id"] in self.plans:
+                    self.record.statuses[item["order_id"]] = item["status"]
+            offset += len(page["orders"])
+            if not page["orders"] or offset >= page["total_entries"]:
+                return
+
+    def in_flight(self) -> list[str]:
+        return [o for o in self.record.submitted if self.record.statuses.get(o) not in FINAL_STATUSES]
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def set_fault(self, config: FaultConfig) -> None:
+        self.services.post("/admin/faults", json=config.body())
+        self.record.faults.append(config)
+
+    def change_faults(self) -> None:
+        for service in SERVICES:
+            if self._armed is not None and self._armed.plan.service == service:
+                continue  # slowed down for a kill: left alone until the kill is done
+            self.set_fault(self.faults.next(service))
+
+    def clear_faults(self) -> None:
+        self.services.delete("/admin/faults")
+        self.record.faults_cleared_at = now()
+
+    # -- worker kills ----------------------------------------------------------------------------
+
+    def arm_kill(self, plan: KillPlan) -> None:
+        self._armed = Kill(plan=plan, armed_at=now())
+        self.set_fault(self.faults.next(plan.service, latency_ms=self.settings.kill_latency_ms, phase=plan.phase))
+
+    def try_kill(self) -> None:
+        kill = self._armed
+        assert kill is not None
+        tis = self.client.get(
+            f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances",
+            params={"state": "running", "run_id_prefix_pattern": self.prefix, "limit": 100},
+        )["task_instances"]
+        slowed = [ti for ti in tis if ti["task_id"] in SERVICE_TASKS and ti.get("pid")]
+        slowed.sort(key=lambda ti: 0 if kill.plan.service in ti.get("pool", "") else 1)
+        for ti in slowed:
+            if not worker_death.established_connections_to(ti["pid"], self.services.port):
+                continue
+            try:
+                task, supervisor = worker_death.find_step_processes(self.airflow_env, ti)
+            except AssertionError as refusal:  # it finished meanwhile, or is not ours: never killed
+                kill.gave_up = f"last candidate refused: {refusal}"
+                continue
+            # The supervisor first: once it is gone nobody can tell the API server anything.
+            os.kill(supervisor.pid, signal.SIGKILL)
+            os.kill(task.pid, signal.SIGKILL)
+            assert wait_until_dead(supervisor.pid) and wait_until_dead(task.pid), "the step survived SIGKILL"
+            kill.run_id, kill.task_id, kill.try_number = ti["dag_run_id"], ti["task_id"], ti["try_number"]
+            kill.pids = (supervisor.pid, task.pid)
+            kill.killed_after = now() - self.record.started
+            self.say(f"chaos: killed {kill.describe()} at {kill.killed_after:.1f}s")
+            self._disarm()
+            return
+        if now() - kill.armed_at > KILL_ARMED_FOR:
+            kill.gave_up = kill.gave_up or f"no call in flight within {KILL_ARMED_FOR:g}s"
+            self._disarm()
+
+    def _disarm(self) -> None:
+        kill = self._armed
+        assert kill is not None
+        self.record.kills.append(kill)
+        self._armed = None
+        self.kill_plans.pop(0)
+        if self.record.faults_cleared_at is None:
+            self.set_fault(self.faults.next(kill.plan.service))
+        else:
+            self.services.delete("/admin/faults", params={"service": kill.plan.service})
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> RunRecord:
+        settings, rec = self.settings, self.record
+        deadline = rec.started + settings.time_limit
+        next_faults = rec.started
+        last_poll = last_submit = 0.0
+        try:
+            while True:
+                t = now()
+                if t > deadline:
+                    rec.timed_out = True
+                    break
+                if t - last_poll >= POLL_INTERVAL:
+                    self.poll_statuses()
+                    last_poll = t
+                if self.pending and len(self.in_flight()) < settings.in_flight and t - last_submit >= SUBMIT_SPACING:
+                    self.submit(self.pending.pop(0))
+                    last_submit = now()
+                    if not self.pending:
+                        rec.all_submitted_at = last_submit
+                while self.events and self.events[0][0] <= now():
+                    _, _, kind, order_id = heapq.heappop(self.events)
+                    self.send_signal(kind, order_id)
+                if rec.faults_cleared_at is None:
+                    if t >= next_faults:
+                        self.change_faults()
+                        next_faults += settings.fault_period
+                    if self._armed is None and self.kill_plans and len(rec.submitted) >= self.kill_plans[0].after_submitted:
+                        self.arm_kill(self.kill_plans[0])
+                    if self._armed is not None:
+                        self.try_kill()
+                    if (rec.all_submitted_at is not None and self._armed is None and not self.kill_plans
+                            and now() - rec.all_submitted_at >= settings.grace):
+                        # Every order can settle now: the patient compensations get through.
+                        self.clear_faults()
+                        self.say(f"chaos: faults cleared at {rec.faults_cleared_at - rec.started:.1f}s; "
+                                 f"{len(self.in_flight())} order(s) still in flight")
+                elif not self.pending and not self.in_flight():
+                    self.poll_statuses()
+                    if not self.in_flight():
+                        break
+                time.sleep(TICK)
+        finally:
+            if self._armed is not None:
+                self._armed.gave_up = self._armed.gave_up or "the run ended first"
+                self.record.kills.append(self._armed)
+                self._armed = None
+            self.services.delete("/admin/faults")
+            rec.signals_not_sent = len(self.events)
+            rec.ended = now()
+        return rec
+
+    # -- evidence --------------------------------------------------------------------------------
+
+    def evidence(self, order_id: str) -> Evidence:
+        plan = self.plans[order_id]
+        services = self.services
+        api = self._api("GET", f"/{order_id}")
+        info = api.json() if api.status_code == 200 else {}
+        change = info.get("shipping_address_change") or None
+        cancel = info.get("cancel_request") or None
+        params = {"order_id": order_id}
+        return Evidence(
+            order=plan.order,
+            status=info.get("status") if api.status_code == 200 else f"GET /orders/{order_id}: {api.status_code}",
+            ledger=services.audit(order_id),
+            charges=services.get("/payment/charges", params=params)["charges"],
+            reservations=services.get("/inventory/reservations", params=params)["reservations"],
+            shipments=services.get("/shipping/shipments", params=params)["shipments"],
+            outbox=services.get("/notification/outbox", params=params)["messages"],
+            accepted_address=change["address"] if change else None,
+            cancel_accepted_at=cancel.get("requested_at") if cancel else None,
+            refusals=plan.refusals,
+            signal_answers={s.kind: s.code for s in self.record.signals if s.order_id == order_id},
+            sent_address=plan.new_address,
+        )

@@ -1,0 +1,93 @@
+"""
+The seeded chaos suite: many orders at once on a real Airflow (PostgreSQL, LocalExecutor), with
+random test values, transient faults before and after commit on every service, random cancels and
+address changes, and workers killed mid-step. Afterwards every order either completed once, was
+fully undone, or operations were alerted by name; nothing was done twice (see verdict.py).
+
+``CHAOS_ORDERS`` (default 30) and ``CHAOS_SEED`` (default: drawn and reported) choose the run;
+``make chaos N=500 SEED=7`` is a long one. Runs in a pytest session of its own (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from tests.chaos.plan import SERVICES, ChaosSettings, plan_kills, plan_orders
+from tests.chaos.runner import DAG_ID, ChaosRun
+from tests.chaos.verdict import judge
+from tests.integration.airflow_harness import report
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+#: Orders whose evidence is printed in full when the suite fails.
+DESCRIBE_AT_MOST = 5
+OUTCOMES = ("completed", "cancelled", "failed", "manual", "VIOLATION")
+
+
+def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env, services, request):
+    settings = ChaosSettings.from_env()
+    plans = plan_orders(settings)
+    kills = plan_kills(settings)
+    say = lambda text: report(request.config, text)  # noqa: E731
+    say(f"chaos: CHAOS_SEED={settings.seed} CHAOS_ORDERS={settings.orders}, at most {settings.in_flight} in flight, "
+        f"{len(kills)} worker kill(s), faults changed every {settings.fault_period:g}s, time limit {settings.time_limit:g}s")
+
+    chaos = ChaosRun(settings, plans, kills, client=client, airflow_env=airflow_env, services=services, say=say)
+    record = chaos.run()
+    verdicts = {order_id: judge(chaos.evidence(order_id)) for order_id in record.submitted}
+    checked_at = time.monotonic()
+
+    outcomes = Counter(v.outcome for v in verdicts.values())
+    phases = Counter((f.service, f.phase) for f in record.faults)
+    cancels, addresses = record.answers("cancel"), record.answers("address")
+    bring_up = airflow_env.timings.get("bring_up_s", 0.0)
+    lines = [
+        f"chaos summary: CHAOS_SEED={settings.seed} CHAOS_ORDERS={settings.orders}",
+        f"  outcomes      {', '.join(f'{name} {outcomes.get(name, 0)}' for name in OUTCOMES)}",
+        f"  alerted       {sum(1 for v in verdicts.values() if v.alerts)} order(s) with a manual-intervention alert",
+        f"  faults drawn  {len(record.faults)} configurations: "
+        + ", ".join(f"{s} {phases[(s, 'before')]}b/{phases[(s, 'after')]}a" for s in SERVICES)
+        + f"; error rates {min(f.error_rate for f in record.faults):.2f}-{max(f.error_rate for f in record.faults):.2f}",
+        f"  cancels       sent {sum(cancels.values())}: accepted {cancels.get(202, 0)}, refused {cancels.get(409, 0)}, "
+        f"other {sum(n for c, n in cancels.items() if c not in (202, 409))}",
+        f"  addresses     sent {sum(addresses.values())}: accepted {addresses.get(200, 0)}, refused {addresses.get(409, 0)}, "
+        f"other {sum(n for c, n in addresses.items() if c not in (200, 409))}; {record.signals_not_sent} signal(s) "
+        "not sent (order already final)",
+        f"  worker kills  {'; '.join(k.describe() for k in record.kills) or 'none'}",
+        f"  submissions   {dict(record.submit_answers)}",
+        f"  duration      {record.ended - record.started:.1f}s of chaos (all submitted at "
+        f"{(record.all_submitted_at or record.ended) - record.started:.1f}s, faults cleared at "
+        f"{(record.faults_cleared_at or record.ended) - record.started:.1f}s), checks {checked_at - record.ended:.1f}s, "
+        f"Airflow bring-up {bring_up:.1f}s",
+    ]
+    say("\n".join(lines))
+
+    bad = {order_id: v for order_id, v in verdicts.items() if not v.ok}
+    details = []
+    for order_id, verdict in list(bad.items())[:DESCRIBE_AT_MOST]:
+        evidence = chaos.evidence(order_id)
+        ledger = "\n".join(f"    {e['created_at'][11:23]} {e['service']}.{e['operation']} {e['status']} "
+                           f"{e['idempotency_key']} {e['details'].get('error_type') or ''}" for e in evidence.ledger)
+        details.append(
+            f"ORDER {order_id}: {verdict.violations}\n  order: {evidence.order}\n  signals: {evidence.signal_answers}"
+            f"\n  ledger:\n{ledger}\n{airflow_env.describe_run(DAG_ID, order_id)}"
+        )
+    assert not bad, (
+        f"{len(bad)} of {len(verdicts)} orders broke a promise (CHAOS_SEED={settings.seed}):\n" + "\n\n".join(details)
+    )
+    assert len(record.submitted) == settings.orders, f"only {len(record.submitted)} of {settings.orders} orders submitted"
+    assert not record.timed_out, f"the run did not settle within {settings.time_limit:g}s (CHAOS_SEED={settings.seed})"
+
+    # The chaos really happened: faults of both phases on every service, and workers killed mid-step,
+    # each detected by Airflow's heartbeat timeout.
+    assert all(phases[(s, p)] for s in SERVICES for p in ("before", "after")), phases
+    killed = [k for k in record.kills if k.run_id]
+    assert killed, f"no worker was killed mid-step: {[k.describe() for k in record.kills]}"
+    for kill in killed:
+        events = client.event_logs(dag_id=DAG_ID, run_id=kill.run_id, task_id=kill.task_id, event="heartbeat timeout")
+        assert any(e.get("try_number") == kill.try_number for e in events), (
+            f"the kill of {kill.describe()} was not detected by the heartbeat timeout: {events}"
+        )
