@@ -250,6 +250,7 @@ def paused_order(client, airflow_env, order_services):
         yield order
     finally:
         time.sleep(HUMAN_DELAY)
+        order_services.clear_faults()  # the planner asks the shipping service before it undoes anything
         if client.task_states(DAG_ID, order_id).get("schedule_shipment") == "awaiting_input":
             client.request(
                 "PATCH",
@@ -258,7 +259,6 @@ def paused_order(client, airflow_env, order_services):
             )
         with contextlib.suppress(Exception):
             client.wait_for_run(DAG_ID, order_id, timeout=RUN_TIMEOUT)
-        order_services.clear_faults()
 
 
 def order_api(airflow_env, client, order_id: str) -> dict[str, Any]:

@@ -63,3 +63,41 @@ def test_every_bad_field_is_reported_at_once():
 def test_a_conf_that_is_not_an_order(conf):
     with pytest.raises(InvalidOrderError, match="conf must be a JSON object"):
         parse_order(conf)
+
+
+@pytest.mark.parametrize("order_id", ["ord-1001\n", " ord-1001", "ord-1001\t", "ord\n1001"])
+def test_an_order_id_with_whitespace_is_refused_not_stripped(order_id):
+    # Stripped, it would be one id in the run's conf and another in the steps: signals sent to it
+    # would be recorded under a name no step reads.
+    with pytest.raises(InvalidOrderError) as raised:
+        parse_order(variant(order_id=order_id))
+    assert any(p.startswith("order_id:") for p in raised.value.problems)
+
+
+def test_the_trigger_form_refuses_what_the_order_model_refuses():
+    """The DAG's params are the order model's JSON schema: a newline, a huge amount are refused there too."""
+    import jsonschema
+
+    from airflow_order_provider.models import MAX_AMOUNT, order_field_schemas
+
+    schemas = order_field_schemas()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("ord-1001\n", schemas["order_id"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(MAX_AMOUNT + 1, schemas["total_amount"])
+    jsonschema.validate(GOOD["items"], schemas["items"])
+    jsonschema.validate(None, schemas["workflow_timeout_seconds"])
+
+
+@pytest.mark.parametrize(("field", "value"), [("total_amount", 2**63), ("items__0__unit_price", 2**63),
+                                              ("items__0__quantity", 10_001)])
+def test_amounts_and_quantities_have_bounds(field, value):
+    with pytest.raises(InvalidOrderError) as raised:
+        parse_order(variant(**{field: value}))
+    assert any(p.startswith(field.replace("__", ".")) for p in raised.value.problems)
+
+
+def test_currencies_come_from_the_iso_4217_list():
+    assert parse_order(variant(currency="EUR")).currency == "EUR"
+    with pytest.raises(InvalidOrderError):
+        parse_order(variant(currency="xyz"))
