@@ -21,6 +21,14 @@ from tests.integration.conftest import airflow_client, airflow_env, client, serv
 HERE = Path(__file__).parent
 _DESELECTED = pytest.StashKey[int]()
 
+#: What the chaos session's Airflow sets on top of the e2e deployment's settings
+#: (``E2E_DEPLOYMENT_SETTINGS``), applied only when the chaos test runs (its Airflow is its own).
+#: The e2e workflow timeout (1 h x time_scale 0.01 = 36 s) is shorter than an order takes on a
+#: loaded 2-core machine once faults add retries: nearly every order would end in a workflow
+#: timeout and nothing else would be exercised. 300 s here; orders that ask for a shorter one in
+#: their conf (``workflow_timeout_seconds``, see plan.py) keep the timeout path in the mix.
+CHAOS_DEPLOYMENT_SETTINGS = {"AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT": "30000"}
+
 
 def _is_chaos(item: pytest.Item) -> bool:
     """A test of this suite that needs the Airflow stack (the verdict's unit tests do not)."""
@@ -35,6 +43,9 @@ def pytest_collection_modifyitems(session, config, items):
         config.hook.pytest_deselected(items=chaos)
         items[:] = [item for item in items if not _is_chaos(item)]
         config.stash[_DESELECTED] = len(chaos)
+    elif chaos:
+        # This session's Airflow serves the chaos suite alone: configure it for the chaos run.
+        e2e.E2E_DEPLOYMENT_SETTINGS.update(CHAOS_DEPLOYMENT_SETTINGS)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

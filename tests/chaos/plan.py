@@ -35,6 +35,9 @@ P_DISCONTINUED = 0.04
 P_UNSERVICED = 0.04
 P_UNDELIVERABLE = 0.05
 P_PREMIUM = 0.25
+#: Orders that ask for a workflow timeout shorter than the deployment's (seconds before time_scale).
+P_SHORT_WORKFLOW = 0.1
+SHORT_WORKFLOW_SECONDS = (1500, 4000)
 P_CANCEL = 0.15
 P_ADDRESS_CHANGE = 0.15
 #: Share of address changes that ask for an address the carrier cannot deliver to.
@@ -229,6 +232,8 @@ def plan_orders(settings: ChaosSettings, run_tag: str | None = None) -> list[Ord
             "currency": "USD",
             "payment_method": method,
         }
+        if rng.random() < P_SHORT_WORKFLOW:
+            order["workflow_timeout_seconds"] = rng.randint(*SHORT_WORKFLOW_SECONDS)
         cancel_after = round(rng.uniform(0, CANCEL_WINDOW), 2) if rng.random() < P_CANCEL else None
         address_after = new_address = None
         if rng.random() < P_ADDRESS_CHANGE:
@@ -241,12 +246,17 @@ def plan_orders(settings: ChaosSettings, run_tag: str | None = None) -> list[Ord
 
 
 def plan_kills(settings: ChaosSettings) -> list[KillPlan]:
-    """The worker kills, spread over the submissions; phases alternate, ``after`` first."""
+    """
+    The worker kills, spread over the submissions; phases alternate, ``after`` first. The first
+    slows the payment service down, which every order calls first, so that at least one kill finds
+    a call in flight however the orders fare; the others pick a service at random.
+    """
     rng = random.Random(f"kills-{settings.seed}")
     kills = []
     for k in range(settings.kills):
         after = max(1, (k + 1) * settings.orders // (settings.kills + 1))
-        kills.append(KillPlan(after_submitted=after, service=rng.choice(KILL_SERVICES), phase=PHASES[(k + 1) % 2]))
+        service = KILL_SERVICES[0] if k == 0 else rng.choice(KILL_SERVICES)
+        kills.append(KillPlan(after_submitted=after, service=service, phase=PHASES[(k + 1) % 2]))
     return kills
 
 

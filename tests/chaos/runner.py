@@ -20,8 +20,9 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -32,6 +33,8 @@ from tests.integration.airflow_harness import wait_until_dead
 
 DAG_ID = "order_processing"
 FINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
+FORWARD_TASKS = ("validate_order", "process_payment", "approve_order", "reserve_inventory", "schedule_shipment",
+                 "wait_for_dispatch", "send_confirmation", "complete_order")
 #: Tasks that call a service: a worker killed while running one dies mid-step.
 SERVICE_TASKS = frozenset({
     "process_payment", "reserve_inventory", "schedule_shipment", "send_confirmation",
@@ -124,7 +127,7 @@ class ChaosRun:
         return self.client.request(method, f"/orders{path}", **kwargs)
 
     def submit(self, plan: OrderPlan) -> None:
-        for attempt in range(1, 6):
+        for _attempt in range(1, 6):
             try:
                 answer = self._api("POST", "", json=plan.order)
             except requests.RequestException as error:
@@ -318,4 +321,5 @@ class ChaosRun:
             refusals=plan.refusals,
             signal_answers={s.kind: s.code for s in self.record.signals if s.order_id == order_id},
             sent_address=plan.new_address,
+            failed_step=next((t for t in FORWARD_TASKS if (info.get("task_states") or {}).get(t) == "failed"), None),
         )

@@ -37,7 +37,9 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
 
     chaos = ChaosRun(settings, plans, kills, client=client, airflow_env=airflow_env, services=services, say=say)
     record = chaos.run()
-    verdicts = {order_id: judge(chaos.evidence(order_id)) for order_id in record.submitted}
+    evidence = {order_id: chaos.evidence(order_id) for order_id in record.submitted}
+    verdicts = {order_id: judge(e) for order_id, e in evidence.items()}
+    failed_at = Counter(e.failed_step for e in evidence.values() if e.failed_step)
     checked_at = time.monotonic()
 
     outcomes = Counter(v.outcome for v in verdicts.values())
@@ -47,6 +49,7 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
     lines = [
         f"chaos summary: CHAOS_SEED={settings.seed} CHAOS_ORDERS={settings.orders}",
         f"  outcomes      {', '.join(f'{name} {outcomes.get(name, 0)}' for name in OUTCOMES)}",
+        f"  failed at     {', '.join(f'{step} {n}' for step, n in failed_at.most_common()) or 'nowhere'}",
         f"  alerted       {sum(1 for v in verdicts.values() if v.alerts)} order(s) with a manual-intervention alert",
         f"  faults drawn  {len(record.faults)} configurations: "
         + ", ".join(f"{s} {phases[(s, 'before')]}b/{phases[(s, 'after')]}a" for s in SERVICES)
@@ -68,11 +71,11 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
     bad = {order_id: v for order_id, v in verdicts.items() if not v.ok}
     details = []
     for order_id, verdict in list(bad.items())[:DESCRIBE_AT_MOST]:
-        evidence = chaos.evidence(order_id)
+        found = chaos.evidence(order_id)
         ledger = "\n".join(f"    {e['created_at'][11:23]} {e['service']}.{e['operation']} {e['status']} "
-                           f"{e['idempotency_key']} {e['details'].get('error_type') or ''}" for e in evidence.ledger)
+                           f"{e['idempotency_key']} {e['details'].get('error_type') or ''}" for e in found.ledger)
         details.append(
-            f"ORDER {order_id}: {verdict.violations}\n  order: {evidence.order}\n  signals: {evidence.signal_answers}"
+            f"ORDER {order_id}: {verdict.violations}\n  order: {found.order}\n  signals: {found.signal_answers}"
             f"\n  ledger:\n{ledger}\n{airflow_env.describe_run(DAG_ID, order_id)}"
         )
     assert not bad, (

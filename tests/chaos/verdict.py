@@ -54,6 +54,8 @@ class Evidence:
     signal_answers: dict[str, int | None] = field(default_factory=dict)
     #: The address change that was sent, if one was.
     sent_address: dict[str, Any] | None = None
+    #: The first forward step that failed (from the order API's task states), for the summary.
+    failed_step: str | None = None
 
     @property
     def order_id(self) -> str:
