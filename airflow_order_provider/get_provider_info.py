@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_SERVICES = {
-    "payment": ("PaymentHook", "Order Payment Service"),
-    "inventory": ("InventoryHook", "Order Inventory Service"),
-    "shipping": ("ShippingHook", "Order Shipping Service"),
-    "notification": ("NotificationHook", "Order Notification Service"),
-}
+from airflow_order_provider.hooks import SERVICES as _SERVICES
 
 
 def _connection_type(service: str) -> dict[str, Any]:

@@ -13,6 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_order_provider.exceptions import InvalidOrderError
+from airflow_order_provider.hooks import SERVICES
+from airflow_order_provider.policies import ExhaustedMode
+
+#: A service's name, as the order's ``on_retries_exhausted`` keys it.
+ServiceName = Literal[tuple(SERVICES)]  # type: ignore[valid-type]
 
 
 def _iso_4217() -> frozenset[str]:
@@ -91,7 +96,7 @@ class Order(_Strict):
     #: What to do when a step runs out of retries, for this order only (the policy table's default
     #: otherwise): ``{"shipping": "pause"}``.
     on_retries_exhausted: Annotated[
-        dict[Literal["payment", "inventory", "shipping", "notification"], Literal["compensate", "pause", "fail"]],
+        dict[ServiceName, ExhaustedMode],
         Field(title="On retries exhausted (optional)",
               description='Per service, for this order: compensate, pause or fail. Example: {"shipping": "pause"}'),
     ] = Field(default_factory=dict)

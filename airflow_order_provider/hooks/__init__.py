@@ -8,11 +8,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow_order_provider.hooks.base import OrderServiceHook
 
+#: The order services: ``{service: (hook class name, hook name)}``, the one list of them. The hook of
+#: ``<service>`` lives in ``airflow_order_provider.hooks.<service>``; its connection type is
+#: ``order_<service>``.
+SERVICES: dict[str, tuple[str, str]] = {
+    "payment": ("PaymentHook", "Order Payment Service"),
+    "inventory": ("InventoryHook", "Order Inventory Service"),
+    "shipping": ("ShippingHook", "Order Shipping Service"),
+    "notification": ("NotificationHook", "Order Notification Service"),
+}
+
 HOOK_CLASSES = {
-    "payment": "airflow_order_provider.hooks.payment.PaymentHook",
-    "inventory": "airflow_order_provider.hooks.inventory.InventoryHook",
-    "shipping": "airflow_order_provider.hooks.shipping.ShippingHook",
-    "notification": "airflow_order_provider.hooks.notification.NotificationHook",
+    service: f"airflow_order_provider.hooks.{service}.{hook_class}" for service, (hook_class, _) in SERVICES.items()
 }
 
 
