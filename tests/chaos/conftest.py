@@ -11,6 +11,7 @@ deselects it and says so.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,21 @@ _DESELECTED = pytest.StashKey[int]()
 #: loaded 2-core machine once faults add retries: nearly every order would end in a workflow
 #: timeout and nothing else would be exercised. 300 s here; orders that ask for a shorter one in
 #: their conf (``workflow_timeout_seconds``, see plan.py) keep the timeout path in the mix.
-CHAOS_DEPLOYMENT_SETTINGS = {"AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT": "30000"}
+#: Step timeouts: 15 s (1500 s x 0.01) instead of the 5 s floor, for every step and compensation.
+#: Measured here (load average 15-25 on 2 cores, shared): a try spends up to 5 s before its first
+#: request, importing the hook's modules (requests, aiohttp) and reading XComs from the API server,
+#: so with 5 s most tries of a compensation timed out before sending anything and the orders never
+#: settled. The chaos still loses answers: phase "after" faults and killed workers.
+STEP_TIMEOUT = 1500
+_overrides = json.loads(e2e.E2E_DEPLOYMENT_SETTINGS.get("AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES") or "{}")
+for _service in ("payment", "inventory", "shipping", "notification"):
+    for _row in (_service, f"{_service}.compensation"):
+        if _row != "notification.compensation":
+            _overrides[_row] = {**_overrides.get(_row, {}), "step_timeout": STEP_TIMEOUT}
+CHAOS_DEPLOYMENT_SETTINGS = {
+    "AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT": "30000",
+    "AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES": json.dumps(_overrides),
+}
 
 
 def _is_chaos(item: pytest.Item) -> bool:

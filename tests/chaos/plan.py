@@ -78,7 +78,7 @@ class ChaosSettings:
     orders: int = 30
     seed: int = 0
     #: Orders submitted and not yet final, at most.
-    in_flight: int = 8
+    in_flight: int = 6
     #: Each service gets a new fault configuration this often (seconds).
     fault_period: float = 6.0
     #: Injected transient error rate, drawn per configuration in this range.

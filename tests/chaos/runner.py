@@ -210,8 +210,9 @@ class ChaosRun:
             f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances",
             params={"state": "running", "run_id_prefix_pattern": self.prefix, "limit": 100},
         )["task_instances"]
-        slowed = [ti for ti in tis if ti["task_id"] in SERVICE_TASKS and ti.get("pid")]
-        slowed.sort(key=lambda ti: 0 if kill.plan.service in ti.get("pool", "") else 1)
+        # Only a step of the slowed-down service: its call is the one held in flight.
+        slowed = [ti for ti in tis if ti["task_id"] in SERVICE_TASKS and ti.get("pid")
+                  and ti.get("pool") == f"order_{kill.plan.service}"]
         for ti in slowed:
             if not worker_death.established_connections_to(ti["pid"], self.services.port):
                 continue
