@@ -85,6 +85,11 @@ class OrderPlanCompensationOperator(PlanCompensationOperator):
         try:
             live = hook_for(service).live_for_order(saga_id)
         except OrderServiceError as error:
+            if failure is not None and not failure.ambiguous and failure.try_number == 1:
+                # Refused outright on its only try (a declined card, a wrong API key): nothing was done.
+                self.log.warning("Cannot ask whether %s took effect (%s); its only try was refused: %s",
+                                 step, error, failure.error_type)
+                return False
             self.log.warning("Cannot ask whether %s took effect (%s): its compensation will check", step, error)
             return True
         self.log.info("%s has no proven result; in effect at the %s service: %s", step, service,

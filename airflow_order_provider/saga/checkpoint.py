@@ -26,14 +26,15 @@ class SagaTimeoutError(AirflowFailException):
 
 
 def waited_seconds(ti: Any, steps: Iterable[str]) -> float:
-    """How long the given steps waited (``waited_seconds`` in their result or failure record)."""
+    """
+    How long the given steps waited (``waited_seconds`` in their results): one XCom read each. A
+    waiting step that failed ends the saga, so only the results of those that completed count.
+    """
     total = 0.0
     for step in steps:
-        for key in ("return_value", "failure"):
-            value = ti.xcom_pull(task_ids=step, key=key)
-            if isinstance(value, dict) and value.get("waited_seconds"):
-                total += float(value["waited_seconds"])
-                break
+        value = ti.xcom_pull(task_ids=step)
+        if isinstance(value, dict) and value.get("waited_seconds"):
+            total += float(value["waited_seconds"])
     return total
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dags.test_order_processing import COMPENSATION, dag, outcome, run_order  # noqa: F401 (fixture)
-from tests.orders import EXAMPLE_ORDER, an_order, ledger
+from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -118,3 +118,18 @@ def test_a_cancel_read_after_the_pickup_does_not_drop_the_confirmation(
     assert result["confirmation_sent"] is True
     assert result["cancel_request"]["honoured"] is False
     assert {states[t] for t in COMPENSATION} == {"skipped"}
+
+
+def test_a_wrong_api_key_is_never_retried_and_alerts_operations(dag, service_connections, monkeypatch):  # noqa: F811
+    # The payment connection carries a key the service does not know: not a business refusal.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT",
+        f"http://:not-the-key@{service_connections.host}:{service_connections.port}",
+    )
+    order = an_order()
+    run, states, tries = run_order(dag, order)
+    assert run.state == "failed"
+    assert (states["process_payment"], tries["process_payment"]) == ("failed", 1)
+    assert ledger(service_connections, order["order_id"]) == []  # nothing moved
+    (subject,) = alerts(service_connections, order["order_id"])
+    assert subject.startswith(f"Order {order['order_id']}: process_payment was refused by the payment service")

@@ -112,3 +112,16 @@ def test_a_declined_card_raises_the_payment_error(service_connections, order_id)
                          [(2500, "USD", "25.00 USD"), (5, "EUR", "0.05 EUR"), (500, "JPY", "500 JPY")])
 def test_amounts_in_emails(amount, currency, text):
     assert format_amount(amount, currency) == text
+
+
+def test_a_refund_after_a_partial_refund_refunds_the_rest(service_connections, order_id):
+    payment = payment_op(order_id).call_service({})
+    service_connections.post(f"/payment/charges/{payment['payment_id']}/refund", {"reason": "goodwill", "amount": 1000},
+                             idempotency_key=f"{order_id}:manual-refund")
+    # without an id: the compensation undoes what is still in effect for the order (1500 of 2500)
+    refund = RefundPaymentOperator(task_id="refund", order_id=order_id).execute({})
+    assert refund["amount"] == 1500
+    charge = service_connections.get(f"/payment/charges/{payment['payment_id']}")
+    assert (charge["status"], charge["refunded_amount"]) == ("refunded", 2500)
+    assert ledger(service_connections, order_id) == [
+        ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded"), ("payment", "refund", "succeeded")]
