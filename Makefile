@@ -2,7 +2,7 @@
 #
 #   make venv        create .venv (python3.11, else python3 >= 3.10) and install '.[dev]' with uv
 #   make test        all tests: unit, services, the end-to-end Airflow tests (PostgreSQL), then the
-#                    distributed end-to-end test (CeleryExecutor on Redis) in its own pytest run, N=30
+#                    distributed end-to-end test (CeleryExecutor on Redis) in its own pytest run, N=20
 #   make test-unit   everything except the end-to-end tests (-m "not integration")
 #   make test-e2e    only the end-to-end tests on the LocalExecutor
 #   make test-distributed N=100   only the distributed end-to-end test, with rushes of N orders
@@ -22,7 +22,7 @@ VENV_PY     := $(VENV)/bin/python
 UV          := $(VENV)/bin/uv
 STAMP       := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# Orders per rush: the distributed test's (30 in `make test`, 100 in `make test-distributed`) and `make rush`'s.
+# Orders per rush: the distributed test's (20 in `make test`, 100 in `make test-distributed`) and `make rush`'s.
 N ?=
 
 # python3.11 if present, else python3 when it is >= 3.10 (checked when the venv is created).
@@ -57,7 +57,7 @@ $(STAMP): pyproject.toml $(SERVICES_PROJECT) | $(UV)
 # deployment lives for the whole session), then the distributed one.
 test: $(STAMP)
 	$(VENV_PY) -m pytest tests -m "not distributed" $(PYTEST_ARGS)
-	ORDER_E2E_RUSH_N=$(or $(N),30) $(VENV_PY) -m pytest tests/integration/test_distributed_e2e.py -m distributed $(PYTEST_ARGS)
+	ORDER_E2E_RUSH_N=$(or $(N),20) $(VENV_PY) -m pytest tests/integration/test_distributed_e2e.py -m distributed $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(VENV_PY) -m pytest tests -m "not integration" $(PYTEST_ARGS)

