@@ -23,6 +23,7 @@ Environment knobs: ``ORDER_E2E_PG_HOST``/``_PORT``/``_USER``, ``ORDER_E2E_DAGS_F
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -55,7 +56,12 @@ DEPLOY_ENV_FILE = REPO_ROOT / "deploy" / "airflow-order.env"
 E2E_DEPLOYMENT_SETTINGS = {
     # A paused inventory step waits 600 s x time_scale 0.01 = 6 s for a person, so that the test of
     # an unanswered decision ends in seconds; the other services keep the table's 24 h (864 s here).
-    "AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES": '{"inventory": {"decision_timeout": 600}}',
+    # Compensations keep their 20 tries, with waits capped at 100 s x 0.01 = 1 s instead of 6 s, so
+    # that a compensation failing for good asks for manual intervention within about 30 s.
+    "AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES": json.dumps({
+        "inventory": {"decision_timeout": 600},
+        **{f"{service}.compensation": {"max_interval": 100} for service in ("payment", "inventory", "shipping")},
+    }),
     # Resolve timed-out Required Actions every 2 s instead of every 15 s.
     "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
     # Worker death: a task not heard of for 10 s (300 s in deploy/) is failed and retried; the

@@ -98,3 +98,32 @@ def test_an_address_changed_before_shipping_is_where_the_shipment_goes(
     # once the shipment is scheduled the address can no longer change
     late = orders_api("POST", f"/{order['order_id']}/shipping-address", EXAMPLE_ORDER["shipping_address"])
     assert late.status_code == 409
+
+
+def test_a_cancel_during_approval_ends_the_wait_and_refunds(client, services, orders_api, airflow_env):
+    from tests.integration.test_failure_e2e import wait_for_decision_request
+
+    order = an_order(items=[{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], total_amount=250_000)
+    run_id = start(orders_api, order)
+    wait_for_decision_request(client, run_id, "approve_order")  # parked, then a person's delay
+    answer = orders_api("POST", f"/{order['order_id']}/cancel", {"reason": "found it cheaper"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["cancel_request"]["ended_approval"] is True
+
+    # no approver answers: the cancel ends the wait (the approval timeout is 8 s here; this is sooner)
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed", airflow_env.describe_run(DAG_ID, run_id)
+    assert ledger(services, order["order_id"]) == [("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
+    result = client.xcom(DAG_ID, run_id, "cancel_order")
+    assert "OrderCancelledError" in result["reason"] and "found it cheaper" in result["reason"]
+
+
+def test_a_cancel_once_the_carrier_has_the_parcel_is_refused(client, services, orders_api, airflow_env):
+    services.set_faults("notification", latency_ms=3000, seed=1)  # the confirmation takes 3 s
+    order = an_order()
+    before = services.received()["notification"]
+    run_id = start(orders_api, order)
+    services.wait_received("notification", before + 1, timeout=RUN_TIMEOUT)  # the parcel left; emailing
+    answer = orders_api("POST", f"/{order['order_id']}/cancel", {"reason": "too late"})
+    assert answer.status_code == 409, answer.text
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "success", airflow_env.describe_run(DAG_ID, run_id)
+    assert [op for _, op, _ in ledger(services, order["order_id"])] == ["charge", "reserve", "schedule", "email"]
