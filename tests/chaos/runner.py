@@ -57,12 +57,15 @@ class Kill:
     pids: tuple[int, int] | None = None
     killed_after: float | None = None
     gave_up: str | None = None
+    #: Processes killed after their try had already ended (not counted as a kill mid-step).
+    missed: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
+        missed = f" [missed first: {'; '.join(self.missed)}]" if self.missed else ""
         if self.run_id is None:
-            return f"kill ({self.plan.service}, {self.plan.phase}) gave up: {self.gave_up}"
+            return f"kill ({self.plan.service}, {self.plan.phase}) gave up: {self.gave_up}{missed}"
         return (f"{self.task_id} try {self.try_number} of {self.run_id} (supervisor {self.pids[0]}, task "
-                f"{self.pids[1]}; {self.plan.service} slowed, phase {self.plan.phase})")
+                f"{self.pids[1]}; {self.plan.service} slowed, phase {self.plan.phase}){missed}")
 
 
 @dataclass
@@ -225,6 +228,13 @@ class ChaosRun:
             os.kill(supervisor.pid, signal.SIGKILL)
             os.kill(task.pid, signal.SIGKILL)
             assert wait_until_dead(supervisor.pid) and wait_until_dead(task.pid), "the step survived SIGKILL"
+            # The try may have reported its end between the listing and the kill (its process was
+            # still exiting): then nothing was killed mid-step, and the kill stays armed.
+            after = self.client.task_instance(DAG_ID, ti["dag_run_id"], ti["task_id"])
+            if (after["id"], after["state"]) != (ti["id"], "running"):
+                kill.missed.append(f"{ti['task_id']} try {ti['try_number']} of {ti['dag_run_id']} had ended "
+                                   f"({after['state']}, try {after['try_number']})")
+                continue
             kill.run_id, kill.task_id, kill.try_number = ti["dag_run_id"], ti["task_id"], ti["try_number"]
             kill.pids = (supervisor.pid, task.pid)
             kill.killed_after = now() - self.record.started
