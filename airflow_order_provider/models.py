@@ -20,11 +20,16 @@ from airflow_order_provider.policies import ExhaustedMode
 ServiceName = Literal[tuple(SERVICES)]  # type: ignore[valid-type]
 
 
+#: ISO 4217 codes that are no money an order can be paid in: precious metals, SDRs, bond-market
+#: units, the testing code and "no currency".
+NOT_MONEY = frozenset({"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"})
+
+
 def _iso_4217() -> frozenset[str]:
-    """The ISO 4217 currency codes, from the maintained ``pycountry`` list."""
+    """The ISO 4217 currency codes, from the maintained ``pycountry`` list, less :data:`NOT_MONEY`."""
     import pycountry
 
-    return frozenset(currency.alpha_3 for currency in pycountry.currencies)
+    return frozenset(currency.alpha_3 for currency in pycountry.currencies) - NOT_MONEY
 
 
 #: ISO 4217 currency codes accepted for an order.

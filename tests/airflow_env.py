@@ -30,5 +30,8 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AIRFLOW__ORDER_PROVIDER__TIME_SCALE", "0.01")
+# 5 h x 0.01 = 180 s of processing per order (36 s with the deployment's 1 h): dag.test() on a
+# loaded machine can take longer than that; the workflow-timeout test gives its order its own.
+os.environ.setdefault("AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT", "18000")
 for name in [name for name in os.environ if name.startswith("AIRFLOW_CONN_")]:
     del os.environ[name]

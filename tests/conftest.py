@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from order_services.testing import OrderServicesServer, start_order_services
 
 import tests.airflow_env  # noqa: F401  (isolates Airflow's config; must run before Airflow is imported)
-from order_services.testing import OrderServicesServer, start_order_services
 
 __all__ = ["OrderServicesServer", "clean_faults", "order_services"]
 

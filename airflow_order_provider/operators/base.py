@@ -244,9 +244,11 @@ class OrderStepOperator(OrderServiceOperator):
     workflow timeout (:class:`~airflow_order_provider.policies.OrderTimes`; the waits for a person
     and the carrier left out), goes no further
     (:class:`~airflow_order_provider.exceptions.OrderCancelledError`,
-    :class:`~airflow_order_provider.exceptions.WorkflowTimeoutError`). It then checks at their
-    services that what the steps it builds on did is still in effect (no shipping over a refunded
-    charge): :class:`~airflow_order_provider.exceptions.OrderAlreadyUndoneError` otherwise.
+    :class:`~airflow_order_provider.exceptions.WorkflowTimeoutError`). On a retry or a clear it
+    then checks at their services that what the steps it builds on did is still in effect (no
+    shipping over a charge refunded meanwhile):
+    :class:`~airflow_order_provider.exceptions.OrderAlreadyUndoneError` otherwise. (A second run
+    of an order meets the replay check below at its first step.)
 
     An answer that proves nothing about now is checked too: a replayed answer (a retry, a second
     run of the order) is checked against the record as it is now, and a request refused because
@@ -322,7 +324,11 @@ class OrderStepOperator(OrderServiceOperator):
         mode = self.exhausted_mode
         try:
             self.checkpoint(context).check()
-            self.check_required_live()
+            if context["ti"].try_number > 1:
+                # A retry or a clear: what the earlier steps did may have been undone meanwhile (a
+                # compensation, a refund by hand). A first try follows them directly and does not
+                # ask, so that it does not depend on their services being up.
+                self.check_required_live()
             result = self.call_service(context)
         except (OrderServiceError, AirflowTaskTimeout, WorkflowTimeoutError, OrderCancelledError,
                 OrderAlreadyUndoneError) as error:

@@ -62,6 +62,10 @@ E2E_DEPLOYMENT_SETTINGS = {
         "inventory": {"decision_timeout": 600},
         **{f"{service}.compensation": {"max_interval": 100} for service in ("payment", "inventory", "shipping")},
     }),
+    # An order's own processing may take 5 h x 0.01 = 180 s (1 h, 36 s, in deploy/): on a loaded
+    # machine an order of this suite can take longer than 36 s to reach its last step. The test of
+    # the workflow timeout gives its order a short one of its own.
+    "AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT": "18000",
     # Resolve timed-out Required Actions every 2 s instead of every 15 s.
     "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
     # Worker death: a task not heard of for 10 s (300 s in deploy/) is failed and retried; the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.orders import EXAMPLE_ORDER, an_order, ledger
+from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger
 
 pytestmark = pytest.mark.integration
 
@@ -66,18 +66,27 @@ def test_a_cancel_after_the_shipment_is_scheduled_undoes_it_all_in_reverse(
     assert orders_api("GET", f"/{order['order_id']}").json()["status"] == "awaiting_dispatch"
     assert orders_api("POST", f"/{order['order_id']}/cancel", {"reason": "found it cheaper"}).status_code == 202
 
-    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed", airflow_env.describe_run(DAG_ID, run_id)
+    state = client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT)
     entries = services.audit(order["order_id"])
-    assert ledger(services, order["order_id"]) == [
-        ("payment", "charge", "succeeded"),
-        ("inventory", "reserve", "succeeded"),
-        ("shipping", "schedule", "succeeded"),
-        ("shipping", "cancel", "succeeded"),
-        ("inventory", "release", "succeeded"),
-        ("payment", "refund", "succeeded"),
-    ]
-    undo = [e["created_at"] for e in entries if e["operation"] in ("cancel", "release", "refund")]
-    assert undo == sorted(undo)
+    done = ledger(services, order["order_id"])
+    made = [("payment", "charge", "succeeded"), ("inventory", "reserve", "succeeded"),
+            ("shipping", "schedule", "succeeded")]
+    # The carrier picks the parcel up 10 s after it is booked (the session's dispatch delay). On a
+    # quiet machine the cancel is read first; on a loaded one the carrier may win the race, and
+    # each outcome is a correct one that loses nothing:
+    if ("shipping", "cancel", "succeeded") in done:  # the cancel won: everything undone, in reverse
+        assert state == "failed", airflow_env.describe_run(DAG_ID, run_id)
+        assert done == [*made, ("shipping", "cancel", "succeeded"), ("inventory", "release", "succeeded"),
+                        ("payment", "refund", "succeeded")]
+        undo = [e["created_at"] for e in entries if e["operation"] in ("cancel", "release", "refund")]
+        assert undo == sorted(undo)
+    elif state == "success":  # the trigger saw the pickup first: the carrier's answer wins
+        assert done == [*made, ("notification", "email", "succeeded")]
+        assert client.xcom(DAG_ID, run_id, "complete_order")["cancel_request"]["honoured"] is False
+    else:  # the cancel was read, then the parcel left before it could be called back
+        assert done == [*made, ("shipping", "cancel", "failed")], done
+        assert alerts(services, order["order_id"]) == [
+            f"MANUAL INTERVENTION NEEDED: order {order['order_id']}: compensation cancel_shipment failed"]
 
 
 def test_an_address_changed_before_shipping_is_where_the_shipment_goes(

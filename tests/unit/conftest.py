@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from order_services.testing import start_order_services
 
 #: Seconds after which the fast services' carrier picks a shipment up.
