@@ -49,6 +49,23 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+#: An example order: the trigger form's defaults, the README's example.
+EXAMPLE_ORDER: dict[str, Any] = {
+    "order_id": "ord-1001",
+    "customer_id": "cus-42",
+    "customer_email": "ada@example.com",
+    "customer_tier": "standard",
+    "items": [{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price": 1250}],
+    "shipping_address": {
+        "name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
+        "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west",
+    },
+    "total_amount": 2500,
+    "currency": "USD",
+    "payment_method": "pm_card_ok",
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, regex_engine="python-re")
 
@@ -200,9 +217,13 @@ def order_params(example: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk import Param
 
     params = {}
+    fields = Order.model_fields
     for name, schema in order_field_schemas().items():
         schema = dict(schema)
-        default = example.get(name, schema.pop("default", None))
         schema.pop("default", None)
+        if name in example:
+            default = example[name]
+        else:  # an optional field: the model's own default ({} for a default factory)
+            default = fields[name].get_default(call_default_factory=True)
         params[name] = Param(default, **schema)
     return params

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_order_provider.models import order_params
+from airflow_order_provider.models import EXAMPLE_ORDER, order_params
 from airflow_order_provider.notifications.alerts import OrderAlertNotifier
 from airflow_order_provider.notifications.deadline import ship_deadline_alert
 from airflow_order_provider.order_saga import ORDER_SAGA
@@ -28,22 +28,6 @@ from airflow_order_provider.saga import build_saga
 
 #: Notifiers called when a task fails for good. Add yours (Slack, SMTP...) to this list.
 ALERT_NOTIFIERS = [OrderAlertNotifier()]
-
-#: The order the trigger form is pre-filled with.
-EXAMPLE_ORDER = {
-    "order_id": "ord-1001",
-    "customer_id": "cus-42",
-    "customer_email": "ada@example.com",
-    "customer_tier": "standard",
-    "items": [{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price": 1250}],
-    "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
-                         "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west"},
-    "total_amount": 2500,
-    "currency": "USD",
-    "payment_method": "pm_card_ok",
-    "workflow_timeout_seconds": None,
-    "on_retries_exhausted": {},
-}
 
 with DAG(
     dag_id="order_processing",

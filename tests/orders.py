@@ -6,21 +6,10 @@ import copy
 import uuid
 from typing import Any
 
-#: The example order of the issue and of the DAG's trigger form.
-EXAMPLE_ORDER: dict[str, Any] = {
-    "order_id": "ord-1001",
-    "customer_id": "cus-42",
-    "customer_email": "ada@example.com",
-    "customer_tier": "standard",
-    "items": [{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price": 1250}],
-    "shipping_address": {
-        "name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
-        "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west",
-    },
-    "total_amount": 2500,
-    "currency": "USD",
-    "payment_method": "pm_card_ok",
-}
+from airflow_order_provider.models import EXAMPLE_ORDER as _EXAMPLE
+
+#: The example order of the issue and of the DAG's trigger form (the provider's own).
+EXAMPLE_ORDER: dict[str, Any] = copy.deepcopy(_EXAMPLE)
 
 
 def new_order_id(prefix: str = "ord") -> str:
