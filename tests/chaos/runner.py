@@ -43,6 +43,8 @@ SERVICE_TASKS = frozenset({
 POLL_INTERVAL = 1.5
 TICK = 0.25
 SUBMIT_SPACING = 0.3
+#: How long an order is offered again while ``POST /orders`` answers neither 201 nor 409.
+SUBMIT_PATIENCE = 30.0
 #: How long a kill stays armed (its service slowed down) waiting for a call in flight.
 KILL_ARMED_FOR = 40.0
 
@@ -84,6 +86,8 @@ class RunRecord:
     started: float
     submitted: dict[str, float] = field(default_factory=dict)
     submit_answers: Counter = field(default_factory=Counter)
+    #: Answers other than 201/409 to ``POST /orders`` (each retried), with their bodies.
+    submit_refusals: list[str] = field(default_factory=list)
     statuses: dict[str, str] = field(default_factory=dict)
     signals: list[Signal] = field(default_factory=list)
     signals_not_sent: int = 0
@@ -130,21 +134,23 @@ class ChaosRun:
         return self.client.request(method, f"/orders{path}", **kwargs)
 
     def submit(self, plan: OrderPlan) -> None:
-        for _attempt in range(1, 6):
+        """``POST /orders``, again for up to SUBMIT_PATIENCE s while the answer is neither 201 nor 409."""
+        give_up = now() + SUBMIT_PATIENCE
+        while True:
             try:
                 answer = self._api("POST", "", json=plan.order)
+                code, text = answer.status_code, answer.text[:300]
             except requests.RequestException as error:
-                self.record.submit_answers[type(error).__name__] += 1
-                time.sleep(1.0)
-                continue
-            self.record.submit_answers[answer.status_code] += 1
-            if answer.status_code in (201, 409):  # 409: an earlier attempt whose answer was lost created it
+                code, text = type(error).__name__, str(error)[:300]
+            self.record.submit_answers[code] += 1
+            if code in (201, 409):  # 409: an earlier attempt whose answer was lost created it
                 break
-            if answer.status_code == 422:
-                raise AssertionError(f"the chaos plan made an invalid order {plan.order}: {answer.text}")
+            if code == 422:
+                raise AssertionError(f"the chaos plan made an invalid order {plan.order}: {text}")
+            self.record.submit_refusals.append(f"{plan.order_id}: {code} {text}")
+            if now() > give_up:
+                raise AssertionError(f"POST /orders never accepted {plan.order_id}: {self.record.submit_refusals[-3:]}")
             time.sleep(1.0)
-        else:
-            raise AssertionError(f"POST /orders never accepted {plan.order_id}: {self.record.submit_answers}")
         accepted = now()
         self.record.submitted[plan.order_id] = accepted
         for delay, kind in ((plan.cancel_after, "cancel"), (plan.address_after, "address")):

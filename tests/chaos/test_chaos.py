@@ -60,7 +60,7 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
         f"other {sum(n for c, n in addresses.items() if c not in (200, 409))}; {record.signals_not_sent} signal(s) "
         "not sent (order already final)",
         f"  worker kills  {'; '.join(k.describe() for k in record.kills) or 'none'}",
-        f"  submissions   {dict(record.submit_answers)}",
+        f"  submissions   {dict(record.submit_answers)} {record.submit_refusals[:3]}",
         f"  duration      {record.ended - record.started:.1f}s of chaos (all submitted at "
         f"{(record.all_submitted_at or record.ended) - record.started:.1f}s, faults cleared at "
         f"{(record.faults_cleared_at or record.ended) - record.started:.1f}s), checks {checked_at - record.ended:.1f}s, "
