@@ -66,6 +66,9 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
         f"{(record.faults_cleared_at or record.ended) - record.started:.1f}s), checks {checked_at - record.ended:.1f}s, "
         f"Airflow bring-up {bring_up:.1f}s",
     ]
+    for order_id, verdict in verdicts.items():
+        if verdict.outcome == "manual":
+            lines.append(f"  manual        {order_id}: {verdict.alerts[0]} ({'; '.join(verdict.notes)[:300]})")
     say("\n".join(lines))
 
     bad = {order_id: v for order_id, v in verdicts.items() if not v.ok}
