@@ -40,6 +40,9 @@ P_SHORT_WORKFLOW = 0.1
 SHORT_WORKFLOW_SECONDS = (1500, 4000)
 P_CANCEL = 0.15
 P_ADDRESS_CHANGE = 0.15
+#: Share of address changes sent the moment the order is seen at the shipping step (its first try
+#: or a retry about to start): the race the order API must refuse once the step has started.
+P_CHANGE_AT_SHIPPING = 0.5
 #: Share of address changes that ask for an address the carrier cannot deliver to.
 P_CHANGE_UNDELIVERABLE = 0.2
 #: Signals are sent this many seconds (at most) after the order was accepted: most orders are in
@@ -121,6 +124,8 @@ class OrderPlan:
     #: Seconds after the order was accepted at which its address is changed (None: never).
     address_after: float | None = None
     new_address: dict[str, Any] | None = None
+    #: Send the address change when the order is first seen in this status instead of after a delay.
+    address_at_status: str | None = None
     #: What in the order itself keeps it from ever completing (a declined card, a discontinued SKU...).
     refusals: tuple[str, ...] = ()
 
@@ -235,13 +240,15 @@ def plan_orders(settings: ChaosSettings, run_tag: str | None = None) -> list[Ord
         if rng.random() < P_SHORT_WORKFLOW:
             order["workflow_timeout_seconds"] = rng.randint(*SHORT_WORKFLOW_SECONDS)
         cancel_after = round(rng.uniform(0, CANCEL_WINDOW), 2) if rng.random() < P_CANCEL else None
-        address_after = new_address = None
+        address_after = new_address = address_at_status = None
         if rng.random() < P_ADDRESS_CHANGE:
             address_after = round(rng.uniform(0, ADDRESS_WINDOW), 2)
+            if rng.random() < P_CHANGE_AT_SHIPPING:
+                address_after, address_at_status = None, "scheduling_shipment"
             # The region stays: the reservation was made for it.
             new_address = _address(rng, region, undeliverable=rng.random() < P_CHANGE_UNDELIVERABLE)
             new_address["line2"] = f"changed for {order_id}"
-        plans.append(OrderPlan(order, cancel_after, address_after, new_address, tuple(refusals)))
+        plans.append(OrderPlan(order, cancel_after, address_after, new_address, address_at_status, tuple(refusals)))
     return plans
 
 

@@ -127,6 +127,7 @@ class ChaosRun:
         self.record = RunRecord(started=now())
         self.prefix = os.path.commonprefix([p.order_id for p in plans]) if plans else "chaos-"
         self._armed: Kill | None = None
+        self._at_status: set[str] = set()
 
     # -- the order API ---------------------------------------------------------------------------
 
@@ -153,6 +154,8 @@ class ChaosRun:
             time.sleep(1.0)
         accepted = now()
         self.record.submitted[plan.order_id] = accepted
+        if plan.address_at_status:
+            self._at_status.add(plan.order_id)
         for delay, kind in ((plan.cancel_after, "cancel"), (plan.address_after, "address")):
             if delay is not None:
                 heapq.heappush(self.events, (accepted + delay, len(self.events), kind, plan.order_id))
@@ -186,6 +189,17 @@ class ChaosRun:
             offset += len(page["orders"])
             if not page["orders"] or offset >= page["total_entries"]:
                 return
+
+    def send_status_signals(self) -> None:
+        """Address changes planned for the moment an order is seen at a status (see plan.OrderPlan)."""
+        for order_id in list(self._at_status):
+            status = self.record.statuses.get(order_id)
+            if status == self.plans[order_id].address_at_status:
+                self._at_status.discard(order_id)
+                self.send_signal("address", order_id)
+            elif status in FINAL_STATUSES:
+                self._at_status.discard(order_id)
+                self.record.signals_not_sent += 1
 
     def in_flight(self) -> list[str]:
         return [o for o in self.record.submitted if self.record.statuses.get(o) not in FINAL_STATUSES]
@@ -275,8 +289,10 @@ class ChaosRun:
                 if t > deadline:
                     rec.timed_out = True
                     break
-                if t - last_poll >= POLL_INTERVAL:
+                # Faster polls while an address change waits for its order to reach the shipping step.
+                if t - last_poll >= (POLL_INTERVAL / 3 if self._at_status else POLL_INTERVAL):
                     self.poll_statuses()
+                    self.send_status_signals()
                     last_poll = t
                 if self.pending and len(self.in_flight()) < settings.in_flight and t - last_submit >= SUBMIT_SPACING:
                     self.submit(self.pending.pop(0))
@@ -311,7 +327,7 @@ class ChaosRun:
                 self.record.kills.append(self._armed)
                 self._armed = None
             self.services.delete("/admin/faults")
-            rec.signals_not_sent = len(self.events)
+            rec.signals_not_sent += len(self.events) + len(self._at_status)
             rec.ended = now()
         return rec
 
@@ -338,5 +354,9 @@ class ChaosRun:
             refusals=plan.refusals,
             signal_answers={s.kind: s.code for s in self.record.signals if s.order_id == order_id},
             sent_address=plan.new_address,
+            shipping_started_at=min((h["start"] for h in info.get("history") or []
+                                     if h.get("step") == "schedule_shipment" and h.get("start")
+                                     and (h.get("try_number") or 0) >= 1), default=None),
+            address_changed_at=change.get("changed_at") if change else None,
             failed_step=next((t for t in FORWARD_TASKS if (info.get("task_states") or {}).get(t) == "failed"), None),
         )

@@ -95,3 +95,13 @@ def test_answers_of_the_order_api_must_match_what_it_recorded():
 
 def test_an_order_still_running_is_a_violation():
     assert not judge(completed(status="compensating")).ok
+
+
+def test_an_address_change_accepted_after_the_shipping_step_started_is_a_violation():
+    moved = {**ORDER["shipping_address"], "line1": "1 New Street"}
+    shipped = [{**completed().shipments[0], "address": moved}]
+    on_time = completed(accepted_address=moved, sent_address=moved, signal_answers={"address": 200}, shipments=shipped,
+                        address_changed_at="2026-01-01T00:00:01+00:00", shipping_started_at="2026-01-01T00:00:02+00:00")
+    assert judge(on_time).ok
+    on_time.address_changed_at = "2026-01-01T00:00:03+00:00"
+    assert "after schedule_shipment started" in judge(on_time).violations[0]

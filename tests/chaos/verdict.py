@@ -54,6 +54,9 @@ class Evidence:
     signal_answers: dict[str, int | None] = field(default_factory=dict)
     #: The address change that was sent, if one was.
     sent_address: dict[str, Any] | None = None
+    #: When ``schedule_shipment`` first started (its earliest try), and when the address change was recorded.
+    shipping_started_at: str | None = None
+    address_changed_at: str | None = None
     #: The first forward step that failed (from the order API's task states), for the summary.
     failed_step: str | None = None
 
@@ -192,6 +195,10 @@ def signal_problems(evidence: Evidence) -> list[str]:
                             f"{_address_key(evidence.sent_address)}")
     elif address == 409 and evidence.accepted_address is not None:
         problems.append("the address change was refused (409) but is recorded")
+    if evidence.address_changed_at and evidence.shipping_started_at:
+        late = (_aware(evidence.address_changed_at) - _aware(evidence.shipping_started_at)).total_seconds()
+        if late > 0:
+            problems.append(f"the address change was accepted {late:.1f}s after schedule_shipment started its first try")
     if cancel == 202 and evidence.cancel_accepted_at is None:
         problems.append("the cancel was accepted (202) but is not recorded")
     elif cancel == 409 and evidence.cancel_accepted_at is not None:
