@@ -86,8 +86,12 @@ class CeleryDeployment(AirflowDeployment):
                 "AIRFLOW__CORE__PARALLELISM": "16",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
                 "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "200",
-                # The API server is also the execution API of every running task: two workers.
+                # The API server is also the execution API of every running task: two workers, each
+                # with up to 25 database connections (Airflow's 5 + 10 ran out under a rush of 100:
+                # "QueuePool limit of size 5 overflow 10 reached", POST /orders answered 500).
                 "AIRFLOW__API__WORKERS": "2",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "10",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "15",
                 # Scheduler HA: a scheduler silent for 10 s is dead; the others adopt its tasks
                 # (looked for every 5 s). Production values are in deploy/airflow-order.env.
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
