@@ -12,6 +12,7 @@ as a business deadline should. It is registered through the provider's plugin
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -80,4 +81,8 @@ def install_dag_test_deadline_fix() -> bool:
     return True
 
 
-install_dag_test_deadline_fix()
+# Only where Airflow's core models are loaded already (``airflow dags test``, ``dag.test()``, the
+# scheduler's processes): a task's worker parses this DAG file without them, and importing them
+# there would cost every task about half a second.
+if "airflow.models.dagrun" in sys.modules:
+    install_dag_test_deadline_fix()

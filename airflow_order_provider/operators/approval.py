@@ -106,6 +106,7 @@ class ApproveOrderOperator(OrderSagaTask, HITLOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        self.prepare(context)  # a new process resumes the task: read the order again
         answer = super().execute_complete(context, event)
         ti = context["ti"]
         asked_at = ti.xcom_pull(task_ids=self.task_id, key=_ASKED_AT_KEY)

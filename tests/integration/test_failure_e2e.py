@@ -143,7 +143,8 @@ def test_a_failed_compensation_asks_for_manual_intervention_and_a_clear_complete
         "success", "failed", "upstream_failed"), states
     # an undo is patient: every try of the payment service's compensation row
     assert tries(client, run_id)["refund_payment"] == policy_for("payment", compensation=True).attempts
-    assert alerts(services, order["order_id"]) == [
+    # (an undo is patient: while it retries, the order may also miss its 40 s ship deadline here)
+    assert [a for a in alerts(services, order["order_id"]) if "missed its ship deadline" not in a] == [
         f"MANUAL INTERVENTION NEEDED: order {order['order_id']}: compensation refund_payment failed"]
     assert ledger(services, order["order_id"])[-1] == ("inventory", "release", "succeeded")
 

@@ -124,11 +124,16 @@ def test_a_workflow_timeout_compensates_what_completed(client, services, airflow
     run_id = start(client, order, "workflow-timeout")
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
     states = client.task_states(DAG_ID, run_id)
+    assert "WorkflowTimeoutError" in client.xcom(DAG_ID, run_id, "cancel_order")["reason"]
+    if states["process_payment"] == "failed":
+        # A loaded machine took more than the 3 s to start the payment: its checkpoint stopped the
+        # order before any call, and there is nothing to undo.
+        assert ledger(services, order["order_id"]) == []
+        return
     assert (states["reserve_inventory"], states["refund_payment"], states["cancel_order"]) == (
         "failed", "success", "success"), states
     assert ledger(services, order["order_id"]) == [
         ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
-    assert "WorkflowTimeoutError" in client.xcom(DAG_ID, run_id, "cancel_order")["reason"]
 
 
 def test_the_carrier_pickup_is_awaited_in_the_triggerer(client, services, airflow_env):
