@@ -41,6 +41,8 @@ def cli_env(tmp_path_factory, order_services):
             "AIRFLOW__CORE__DAGS_FOLDER": str(os.path.join(os.path.dirname(__file__), "..", "..", "dags")),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__ORDER_PROVIDER__TIME_SCALE": "0.01",
+            # 5 h x 0.01 = 180 s of processing: `airflow dags test` starts slowly on a loaded machine
+            "AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT": "18000",
         }
     )
     uri = f"http://:{order_services.api_key}@{order_services.host}:{order_services.port}"
