@@ -31,6 +31,14 @@ UNDONE_STATUSES = ("cancelled", "failed")
 #: the cancel at every poll (1 s), so this is several polls of slack on a loaded machine.
 CANCEL_BEFORE_PICKUP_SLACK = 5.0
 ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country")
+#: The order API and the execution API each take their timestamp before they commit, so an address
+#: change refused by the rules can carry a ``changed_at`` a few milliseconds past the step's
+#: ``start_date`` (seen: 0.03 s) and still have been seen by the step, which reads it seconds later
+#: (whether it was is checked on the shipment itself). Past this slack the API accepted a change
+#: while the step was plainly running or retrying.
+ADDRESS_CHANGE_SLACK = 1.0
+#: A never-settled order's violation starts with this (the run's time limit, not a broken promise).
+NEVER_SETTLED = "never settled"
 
 
 @dataclass
@@ -197,7 +205,7 @@ def signal_problems(evidence: Evidence) -> list[str]:
         problems.append("the address change was refused (409) but is recorded")
     if evidence.address_changed_at and evidence.shipping_started_at:
         late = (_aware(evidence.address_changed_at) - _aware(evidence.shipping_started_at)).total_seconds()
-        if late > 0:
+        if late > ADDRESS_CHANGE_SLACK:
             problems.append(f"the address change was accepted {late:.1f}s after schedule_shipment started its first try")
     if cancel == 202 and evidence.cancel_accepted_at is None:
         problems.append("the cancel was accepted (202) but is not recorded")
@@ -220,7 +228,7 @@ def judge(evidence: Evidence) -> Verdict:
     elif evidence.status in UNDONE_STATUSES:
         problems = undone_problems(evidence)
     else:
-        problems = [f"never settled: status {evidence.status}"]
+        problems = [f"{NEVER_SETTLED}: status {evidence.status}"]
     if problems:
         if alerts:
             verdict.outcome = "manual"
