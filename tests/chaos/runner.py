@@ -46,7 +46,7 @@ SUBMIT_SPACING = 0.3
 #: How long an order is offered again while ``POST /orders`` answers neither 201 nor 409.
 SUBMIT_PATIENCE = 30.0
 #: How long a kill stays armed (its service slowed down) waiting for a call in flight.
-KILL_ARMED_FOR = 40.0
+KILL_ARMED_FOR = 90.0
 
 
 @dataclass
