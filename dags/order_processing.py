@@ -24,6 +24,7 @@ from airflow_order_provider.notifications.alerts import OrderAlertNotifier
 from airflow_order_provider.notifications.deadline import ship_deadline_alert
 from airflow_order_provider.order_saga import ORDER_SAGA
 from airflow_order_provider.policies import order_times
+from airflow_order_provider.priority import WEIGHT_RULE
 from airflow_order_provider.saga import build_saga
 
 #: Notifiers called when a task fails for good. Add yours (Slack, SMTP...) to this list.
@@ -37,7 +38,8 @@ with DAG(
     catchup=False,
     tags=["orders"],
     doc_md=__doc__,
-    default_args={"owner": "orders", "on_failure_callback": ALERT_NOTIFIERS},
+    # premium and expedited orders go first wherever tasks wait for a slot (the seed's tiered execution)
+    default_args={"owner": "orders", "on_failure_callback": ALERT_NOTIFIERS, "weight_rule": WEIGHT_RULE},
     # A backstop that should never fire: every wait at its longest. When it does, Airflow skips the
     # remaining tasks and this callback alerts operations to settle the order.
     dagrun_timeout=order_times().run_timeout(),
