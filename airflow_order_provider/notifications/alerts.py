@@ -214,15 +214,36 @@ def send_alert_email(
     alert_email: str | None = None,
     conn_id: str | None = None,
 ) -> None:
-    """Email an alert to operations through the notification service; never raises."""
+    """
+    Email an alert to operations through the notification service; never raises.
+
+    An alert is the one message that must not be lost to a passing fault: transient trouble (5xx,
+    timeouts, a refused connection) is retried, :data:`ALERT_EMAIL_WAITS` apart, under the same
+    idempotency key (a repeat sends nothing twice). What still fails stays in the task log.
+    """
+    import time
+
+    from airflow_order_provider.exceptions import TransientServiceError
     from airflow_order_provider.hooks.notification import NotificationHook
 
     recipient = alert_recipient(alert_email)
     if not recipient:
         return
-    try:
-        NotificationHook(conn_id=conn_id).send_email(
-            order_id=order_id, to=recipient, subject=subject, body=body, idempotency_key=idempotency_key
-        )
-    except Exception as exc:  # an alert that cannot be emailed is still in the log
-        log.error("The alert could not be emailed to %s: %s", recipient, exc)
+    hook = NotificationHook(conn_id=conn_id)
+    for attempt, wait in enumerate((*ALERT_EMAIL_WAITS, None), start=1):
+        try:
+            hook.send_email(order_id=order_id, to=recipient, subject=subject, body=body, idempotency_key=idempotency_key)
+            return
+        except TransientServiceError as exc:
+            if wait is None:
+                log.error("The alert could not be emailed to %s after %d tries: %s", recipient, attempt, exc)
+                return
+            log.warning("Emailing the alert to %s failed (%s); trying again in %g s", recipient, exc, wait)
+            time.sleep(wait)
+        except Exception as exc:  # an alert that cannot be emailed is still in the log
+            log.error("The alert could not be emailed to %s: %s", recipient, exc)
+            return
+
+
+#: Seconds between the tries of an alert email (seven tries within about half a minute).
+ALERT_EMAIL_WAITS = (1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
