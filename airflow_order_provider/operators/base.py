@@ -349,11 +349,10 @@ class OrderStepOperator(OrderServiceOperator):
         from airflow_order_provider.signals import cancel_request
 
         dag_run = context["dag_run"]
-        ti = context["ti"]
         clock = WorkflowClock(
             limit=self.workflow_limit(),
             started=dag_run.start_date or dag_run.run_after,
-            waited=waited_seconds(ti, self.workflow_clock_excludes),
+            waited=waited_seconds(lambda task_id: self.result_of(context, task_id), self.workflow_clock_excludes),
         )
         return Checkpoint(
             saga_id=str(self.order_id), step=self.task_id, read_cancel=cancel_request, clock=clock,

@@ -25,14 +25,15 @@ class SagaTimeoutError(AirflowFailException):
     """The saga ran past its workflow timeout: the completed steps are compensated."""
 
 
-def waited_seconds(ti: Any, steps: Iterable[str]) -> float:
+def waited_seconds(result_of: Callable[[str], Any], steps: Iterable[str]) -> float:
     """
-    How long the given steps waited (``waited_seconds`` in their results): one XCom read each. A
-    waiting step that failed ends the saga, so only the results of those that completed count.
+    How long the given steps waited (``waited_seconds`` in their results, read with
+    ``result_of(task_id)``, e.g. a task's cached XCom reader). A waiting step that failed ends the
+    saga, so only the results of those that completed count.
     """
     total = 0.0
     for step in steps:
-        value = ti.xcom_pull(task_ids=step)
+        value = result_of(step)
         if isinstance(value, dict) and value.get("waited_seconds"):
             total += float(value["waited_seconds"])
     return total
