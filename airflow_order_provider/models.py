@@ -218,6 +218,14 @@ def order_field_schemas() -> dict[str, dict[str, Any]]:
     return {name: _inline(field, defs) for name, field in schema["properties"].items()}
 
 
+#: The JSON Schema dialect the DAG's params declare. Airflow validates every param against its schema
+#: with ``jsonschema`` each time it resolves it: when serializing each task of the DAG (every
+#: parse), when a run is triggered and when each task starts. Without ``$schema`` that is draft
+#: 2020-12, whose meta-schema check alone made serializing the order DAG 0.3-0.4 s instead of
+#: 0.03 s and cost each task 15 ms; draft 7 checks the same (inlined) field schemas 4x faster.
+PARAM_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+
+
 def order_params(example: dict[str, Any]) -> dict[str, Any]:
     """
     The DAG's ``params``, generated from :class:`Order`'s JSON schema: one form field per order
@@ -230,6 +238,7 @@ def order_params(example: dict[str, Any]) -> dict[str, Any]:
     for name, schema in order_field_schemas().items():
         schema = dict(schema)
         schema.pop("default", None)
+        schema["$schema"] = PARAM_SCHEMA_DIALECT
         if name in example:
             default = example[name]
         else:  # an optional field: the model's own default ({} for a default factory)

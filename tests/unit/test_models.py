@@ -101,3 +101,38 @@ def test_currencies_come_from_the_iso_4217_list():
     assert parse_order(variant(currency="EUR")).currency == "EUR"
     with pytest.raises(InvalidOrderError):
         parse_order(variant(currency="xyz"))
+
+
+def test_the_form_params_are_draft_7_schemas_that_check_what_the_model_checks():
+    """
+    The params declare JSON Schema draft 7 (Airflow validates them on every parse, trigger and task
+    start; draft 2020-12's meta-schema check is 4x slower): each schema must be a valid draft-7
+    schema, use no keyword draft 7 ignores, and still refuse what the model refuses.
+    """
+    import jsonschema
+
+    from airflow_order_provider.models import EXAMPLE_ORDER, MAX_AMOUNT, PARAM_SCHEMA_DIALECT, order_params
+
+    params = order_params(EXAMPLE_ORDER)
+    only_2020_12 = {"$defs", "$dynamicRef", "$dynamicAnchor", "prefixItems", "dependentRequired",
+                    "dependentSchemas", "unevaluatedItems", "unevaluatedProperties", "$anchor"}
+
+    def keywords(schema):
+        if isinstance(schema, dict):
+            for key, value in schema.items():
+                yield key
+                yield from keywords(value)
+        elif isinstance(schema, list):
+            for value in schema:
+                yield from keywords(value)
+
+    for name, param in params.items():
+        assert param.schema["$schema"] == PARAM_SCHEMA_DIALECT
+        assert jsonschema.validators.validator_for(param.schema) is jsonschema.Draft7Validator, name
+        jsonschema.Draft7Validator.check_schema(param.schema)
+        assert not only_2020_12 & set(keywords(param.schema)), name
+        param.resolve(EXAMPLE_ORDER.get(name, param.value))
+    with pytest.raises(Exception, match="does not match|not valid"):
+        params["order_id"].resolve("ord-1001\n")
+    with pytest.raises(Exception, match="greater than the maximum|not valid"):
+        params["total_amount"].resolve(MAX_AMOUNT + 1)
