@@ -3,7 +3,7 @@
 #   make venv        create .venv (python3.11, else python3 >= 3.10) and install '.[dev]' with uv
 #   make test        all tests: unit, services, the end-to-end Airflow tests (PostgreSQL), then in
 #                    pytest runs of their own the chaos suite (30 orders, seed 538891 unless SEED=) and the distributed
-#                    end-to-end test (CeleryExecutor on Redis, rushes of 20)
+#                    end-to-end test (CeleryExecutor on Redis, rushes of 20), then the benchmark harness's smoke run
 #   make test-unit   everything except the end-to-end tests (-m "not integration")
 #   make test-e2e    only the end-to-end tests on the LocalExecutor
 #   make test-distributed N=100   only the distributed end-to-end test, with rushes of N orders
@@ -73,6 +73,7 @@ test: $(STAMP)
 	$(VENV_PY) -m pytest tests -m "not distributed and not chaos" $(PYTEST_ARGS)
 	CHAOS_ORDERS=$(or $(CHAOS_N),30) CHAOS_SEED=$(or $(SEED),538891) $(VENV_PY) -m pytest tests/chaos -m chaos $(PYTEST_ARGS)
 	ORDER_E2E_RUSH_N=$(or $(N),20) $(VENV_PY) -m pytest tests/integration/test_distributed_e2e.py -m distributed $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest tests/benchmarks -m bench $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(VENV_PY) -m pytest tests -m "not integration" $(PYTEST_ARGS)

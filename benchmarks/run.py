@@ -56,6 +56,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -68,7 +69,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -320,6 +321,21 @@ def parked_order(order_id: str) -> dict[str, Any]:
     return order
 
 
+#: An Execution API request in the API server's access log.
+EXECUTION_CALL = re.compile(r"method=(?P<method>[A-Z]+) path=(?P<path>/execution/\S*)")
+_IDS = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _call_kind(path: str) -> str:
+    """``/execution/xcoms/<dag>/<run>/<task>/<key>`` -> ``/execution/xcoms/<task>/<key>``; ids left out."""
+    parts = _IDS.sub("/{id}", path).split("/")
+    if len(parts) >= 7 and parts[2] == "xcoms":
+        return "/".join(parts[:3] + parts[5:])
+    if len(parts) >= 4 and parts[2] == "variables":
+        return "/execution/variables/{key}"
+    return "/".join(parts)
+
+
 @dataclass
 class Run:
     dag_id: str
@@ -330,6 +346,7 @@ class Run:
     start_date: float | None = None
     end_date: float | None = None
     problem: str | None = None
+    api_calls: Counter = field(default_factory=Counter)
 
     @property
     def latency(self) -> float | None:
@@ -475,12 +492,42 @@ class Bench:
             order_of_dags = DAG_IDS if (i + first) % 2 == 0 else DAG_IDS[::-1]
             for dag_id in order_of_dags:
                 run, conf = self.new_run(dag_id, f"{self.tag}-{label}-{i:03d}")
+                mark = self.api_log_offset()
                 self.trigger(run, conf)
                 self.wait_runs([run], run.run_id, timeout=600, label=label, poll=0.25)
+                run.api_calls = self.execution_api_calls(mark)
                 self.check([run], label)
                 out[dag_id].append(run)
             say(f"  {label} {i + 1}/{k}: order {out[ORDER][-1].latency:.2f}s, no-op {out[NOOP][-1].latency:.2f}s")
         return out
+
+    # -- execution API calls ---------------------------------------------------------------------
+
+    @property
+    def api_log(self) -> Path:
+        return self.stack.deployment.logs_dir / "api-server.log"
+
+    def api_log_offset(self) -> int:
+        try:
+            return self.api_log.stat().st_size
+        except OSError:
+            return 0
+
+    def execution_api_calls(self, offset: int) -> Counter:
+        """
+        The Execution API requests the API server logged since ``offset``, by kind (method and path,
+        ids left out). Sequential runs are alone on the deployment, so these are their tasks' calls.
+        """
+        time.sleep(0.5)  # the access log line of the last call may lag its answer
+        calls: Counter = Counter()
+        with self.api_log.open("rb") as log:
+            log.seek(offset)
+            for raw in log:
+                line = raw.decode("utf-8", "replace")
+                found = EXECUTION_CALL.search(line)
+                if found:
+                    calls[f"{found['method']} {_call_kind(found['path'])}"] += 1
+        return calls
 
     def warm_up(self) -> None:
         if self.settings.warmup:
@@ -525,6 +572,8 @@ class Bench:
                 p1_rounds.append({
                     dag_id: {"latencies_s": [run.latency for run in runs],
                              "median_s": median(run.latency for run in runs),
+                             "api_calls": [sum(run.api_calls.values()) for run in runs],
+                             "api_calls_by_kind": dict(sum((run.api_calls for run in runs), Counter())),
                              "invalid_runs": sum(1 for run in runs if run.problem)}
                     for dag_id, runs in seq.items()
                 })
@@ -544,7 +593,10 @@ class Bench:
                 NOOP: median(rd[NOOP]["median_s"] for rd in p1_rounds),
                 "ratio": median(per_round),
                 "invalid_runs": sum(rd[d]["invalid_runs"] for rd in p1_rounds for d in DAG_IDS),
+                "api_calls_per_run": {d: median(c for rd in p1_rounds for c in rd[d]["api_calls"]) for d in DAG_IDS},
             }
+            calls = self.results["P1"]["api_calls_per_run"]
+            say(f"P1: Execution API calls per run (median): order {calls[ORDER]}, no-op {calls[NOOP]}")
         if p2_rounds:
             per_round = [rd[ORDER]["runs_per_min"] / rd[NOOP]["runs_per_min"] for rd in p2_rounds]
             self.results["P2"] = {
@@ -960,6 +1012,19 @@ def write_report(settings: Settings, results: dict[str, Any], meta: dict[str, An
         f"![benchmarks](benchmarks{settings.suffix}.png)",
         "",
     ]
+    if "P1" in results and results["P1"].get("api_calls_per_run"):
+        calls = results["P1"]["api_calls_per_run"]
+        kinds = Counter()
+        runs = 0
+        for rd in results["P1"]["rounds"]:
+            kinds.update(rd[ORDER]["api_calls_by_kind"])
+            runs += len(rd[ORDER]["api_calls"])
+        lines += [
+            f"Execution API calls per run (API server access log, sequential runs; median): order "
+            f"{calls[ORDER]}, no-op {calls[NOOP]}. The order's, per run: "
+            + ", ".join(f"`{kind}` {n / max(runs, 1):.1f}" for kind, n in kinds.most_common()) + ".",
+            "",
+        ]
     if "P3" in results:
         r3 = results["P3"]
         before = r3["slots_before"]
