@@ -117,6 +117,22 @@ class OrderSagaTask(SagaAware):
             self._results[task_id, key] = context["ti"].xcom_pull(task_ids=task_id, key=key)
         return self._results[task_id, key]
 
+    def saga_input(self, context: Context) -> dict[str, Any] | None:
+        """
+        The validated order. A start task that can compute it from the run's conf
+        (``saga_input(conf, kwargs)``, a pure function: the order's validation) saves every step
+        one read of its XCom from the API server; otherwise its XCom is read.
+        """
+        assert self.saga is not None
+        start = self.saga.start
+        derive = getattr(start.factory, "saga_input", None)
+        dag_run = context.get("dag_run")
+        if callable(derive) and dag_run is not None:
+            order = derive(getattr(dag_run, "conf", None), dict(start.kwargs))
+            if order is not None:
+                return order
+        return self.result_of(context, start.task_id)
+
     def take_order(self, order: dict[str, Any]) -> None:
         """Fill the business arguments that were not given from the validated order."""
         if self.order_id is None:
@@ -125,7 +141,7 @@ class OrderSagaTask(SagaAware):
     def prepare(self, context: Context) -> None:
         """Read the order and the inputs from earlier steps (saga-built operators only)."""
         if self.saga is not None and context.get("ti") is not None:
-            order = self.result_of(context, self.saga.start.task_id)
+            order = self.saga_input(context)
             if order is None:
                 raise AirflowFailException(f"{self.task_id}: the order was never validated")
             self.take_order(order)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator, BaseOperator
 
-from airflow_order_provider.exceptions import OrderServiceError
-from airflow_order_provider.models import parse_order
+from airflow_order_provider.exceptions import InvalidOrderError, OrderServiceError
+from airflow_order_provider.models import Order, parse_order
 from airflow_order_provider.operators.base import OrderSagaTask, hook_for
 from airflow_order_provider.policies import order_times, policy_for
 from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperator, SagaCancelledOperator
@@ -63,9 +63,30 @@ class ValidateOrderOperator(BaseOperator):
             order.currency,
             order.customer_tier,
         )
+        return self.normalized(order)
+
+    @staticmethod
+    def normalized(order: Order) -> dict[str, Any]:
+        """What this task pushes for a valid order: the order as JSON, with its service level."""
         result = order.model_dump(mode="json")
         result["service_level"] = order.service_level
         return result
+
+    @classmethod
+    def saga_input(cls, conf: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """
+        The validated order a run's steps work on, computed from the run's conf exactly as this task
+        computes it (the same pure function), so that each step gets it without reading this
+        task's XCom back from the API server. None when this task was given its ``order`` instead
+        of reading the conf, or the conf is no valid order (this task failed then, and no step
+        runs): the steps then read the XCom.
+        """
+        if kwargs.get("order") is not None:
+            return None
+        try:
+            return cls.normalized(parse_order(conf))
+        except InvalidOrderError:
+            return None
 
 
 class OrderPlanCompensationOperator(PlanCompensationOperator):

@@ -125,3 +125,25 @@ def test_a_refund_after_a_partial_refund_refunds_the_rest(service_connections, o
     assert (charge["status"], charge["refunded_amount"]) == ("refunded", 2500)
     assert ledger(service_connections, order_id) == [
         ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded"), ("payment", "refund", "succeeded")]
+
+
+def test_a_saga_step_gets_the_validated_order_from_the_conf_as_validate_order_pushes_it():
+    """
+    Steps compute the validated order from the run's conf with validate_order's own function
+    (no read of its XCom); whitespace normalized the same way, nothing derived missing. Given its
+    ``order`` or an invalid conf, there is nothing to compute and the steps read the XCom.
+    """
+    from types import SimpleNamespace
+
+    from airflow_order_provider.operators.order import ValidateOrderOperator
+    from airflow_order_provider.order_saga import ORDER_SAGA
+    from tests.orders import EXAMPLE_ORDER
+
+    conf = {**EXAMPLE_ORDER, "customer_id": "  cus-1  "}
+    pushed = ValidateOrderOperator(task_id="validate_order").execute({"dag_run": SimpleNamespace(conf=conf)})
+    step = ReserveInventoryOperator(task_id="reserve_inventory", saga=ORDER_SAGA)
+    assert step.saga_input({"dag_run": SimpleNamespace(conf=conf)}) == pushed
+    assert pushed["customer_id"] == "cus-1" and pushed["service_level"]
+
+    assert ValidateOrderOperator.saga_input(conf, {"order": conf}) is None
+    assert ValidateOrderOperator.saga_input({**conf, "currency": "XYZ"}, {}) is None
