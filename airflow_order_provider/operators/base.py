@@ -406,7 +406,7 @@ class OrderStepOperator(OrderServiceOperator):
         try:
             answer = send()
         except IdempotencyKeyReusedError:
-            live = self.hook.live_for_order(str(self.order_id))
+            live = self.adoptable(self.hook.live_for_order(str(self.order_id)))
             if len(live) != 1:
                 raise
             self.log.warning(
@@ -414,6 +414,11 @@ class OrderStepOperator(OrderServiceOperator):
                 self.task_id, self.order_id, self.hook.record_id_field, live[0].get(self.hook.record_id_field),
             )
             return live[0]
+        except (ServiceUnavailableError, ServiceTimeoutError) as error:
+            adopted = self.adopt_after_lost_answer(error)
+            if adopted is None:
+                raise
+            return adopted
         if getattr(answer, "replayed", False) and self.hook.undone_statuses:
             record_id = answer.get(self.hook.record_id_field)
             now = self.hook.get_record(record_id) if record_id else answer
@@ -426,6 +431,35 @@ class OrderStepOperator(OrderServiceOperator):
             self.log.info("%s for order %s was done before: %s %s is %s", self.task_id, self.order_id,
                           self.hook.record_id_field, record_id, now.get("status"))
         return answer
+
+    def adopt_after_lost_answer(self, error: OrderServiceError) -> dict[str, Any] | None:
+        """
+        The record this step's request left, when its answer was lost (a 5xx, a timeout) and the
+        service now shows exactly one record of the order in effect: the request was carried out.
+        Adopting it at once, instead of failing the try, is what a retry would get (the replay of
+        that record) without the wait, in which the carrier may pick the parcel up and the order
+        can no longer be undone. When the service cannot say (it still fails) or shows nothing,
+        the try fails as before and the retry policy decides.
+        """
+        if not self.hook.live_statuses:
+            return None
+        try:
+            live = self.adoptable(self.hook.live_for_order(str(self.order_id)))
+        except OrderServiceError as asking:
+            self.log.info("%s for order %s: %s, and the service cannot say what it did (%s)",
+                          self.task_id, self.order_id, error, asking)
+            return None
+        if len(live) != 1:
+            return None
+        self.log.warning(
+            "%s for order %s: the answer was lost (%s), but the request was carried out; adopting %s %s",
+            self.task_id, self.order_id, error, self.hook.record_id_field, live[0].get(self.hook.record_id_field),
+        )
+        return live[0]
+
+    def adoptable(self, live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Of the order's records in effect at the service, those this step's request could have left."""
+        return live
 
     # -- failure ------------------------------------------------------------------------------------
 

@@ -100,6 +100,10 @@ class SendOrderConfirmationOperator(OrderStepOperator):
 
         return Checkpoint(saga_id=str(self.order_id), step=self.task_id, read_cancel=lambda _: None)
 
+    def adoptable(self, live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Only a message to the customer can be the confirmation (not an alert to operations)."""
+        return [message for message in live if message.get("to") == self.customer_email]
+
     def call_service(self, context: Context) -> dict[str, Any]:
         shipment = dict(self.shipment)
         subject, body = confirmation_email(
