@@ -156,6 +156,7 @@ class Settings:
     hook_calls: int = 200
     only: tuple[str, ...] = ALL_PS
     profile: Path | None = None
+    pool_slots: int | None = None
     smoke: bool = False
     out_dir: Path | None = DOCS_DIR
     keep: bool = False
@@ -165,7 +166,7 @@ class Settings:
 
     @property
     def suffix(self) -> str:
-        return f"-{self.profile.stem}" if self.profile else ""
+        return (f"-{self.profile.stem}" if self.profile else "") + (f"-pools{self.pool_slots}" if self.pool_slots else "")
 
     @property
     def profile_name(self) -> str:
@@ -182,6 +183,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--hook-calls", type=int, default=None, help="calls of each kind (P5); 200")
     parser.add_argument("--warmup", type=int, default=None, help="runs per DAG before measuring, not counted; 1")
     parser.add_argument("--only", default=None, help="comma-separated subset of P1,P2,P3,P4,P5")
+    parser.add_argument("--pool-slots", type=int, default=None,
+                        help="resize the order_<service> pools to this many slots (default: the policy table's)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="env file of Airflow settings loaded on top of deploy/airflow-order.env")
     parser.add_argument("--smoke", action="store_true",
@@ -216,6 +219,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     elif s.smoke:
         s.out_dir = None  # a temp dir, made when the report is written
     s.keep = args.keep
+    s.pool_slots = args.pool_slots
     s.fail_on_goals = args.fail_on_goals
     s.command = " ".join(shlex.quote(a) for a in ["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     return s
@@ -279,6 +283,13 @@ class Stack:
         for dag_id in DAG_IDS:
             client.wait_for_dag(dag_id, timeout=300)
             client.unpause(dag_id)
+        if self.settings.pool_slots:
+            # The services' pools sized to the executor instead of the policy table's 5/10/3/2 (the
+            # services' concurrency limits): what is left is the orchestration's own cost.
+            for service in SERVICES:
+                client.request("PATCH", f"/api/v2/pools/order_{service}", expected=(200,), params={"update_mask": "slots"},
+                               json={"name": f"order_{service}", "slots": self.settings.pool_slots})
+            self.env_settings["pool slots of order_<service>"] = str(self.settings.pool_slots)
         say(f"Airflow up in {time.monotonic() - t0:.0f}s at {self.deployment.base_url} (home {self.home}); "
             f"both DAGs parsed and unpaused")
 
