@@ -287,8 +287,11 @@ class Stack:
             # The services' pools sized to the executor instead of the policy table's 5/10/3/2 (the
             # services' concurrency limits): what is left is the orchestration's own cost.
             for service in SERVICES:
-                client.request("PATCH", f"/api/v2/pools/order_{service}", expected=(200,), params={"update_mask": "slots"},
-                               json={"name": f"order_{service}", "slots": self.settings.pool_slots})
+                pool = client.get(f"/api/v2/pools/order_{service}")
+                client.request("PATCH", f"/api/v2/pools/order_{service}", expected=(200,),
+                               params={"update_mask": "slots"},
+                               json={"name": pool["name"], "slots": self.settings.pool_slots,
+                                     "include_deferred": pool.get("include_deferred", False)})
             self.env_settings["pool slots of order_<service>"] = str(self.settings.pool_slots)
         say(f"Airflow up in {time.monotonic() - t0:.0f}s at {self.deployment.base_url} (home {self.home}); "
             f"both DAGs parsed and unpaused")
