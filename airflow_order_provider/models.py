@@ -37,13 +37,6 @@ def accepted_currencies() -> frozenset[str]:
 
     return frozenset(currency.alpha_3 for currency in pycountry.currencies) - NOT_MONEY
 
-
-def __getattr__(name: str) -> Any:
-    # ``CURRENCIES``: the accepted codes, as a module attribute computed on first use.
-    if name == "CURRENCIES":
-        return accepted_currencies()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 #: The largest amount (a unit price, a total) in minor units: 10^12 (ten billion in major units).
 #: The reference services take the same bound; past it an order is refused by name, never sent.
 MAX_AMOUNT = 10**12

@@ -599,28 +599,14 @@ class Bench:
                     burst[dag_id] = self.drain(dag_id, s.burst, f"p2r{r}-{'order' if dag_id == ORDER else 'noop'}")
                 p2_rounds.append(burst)
         if p1_rounds:
-            per_round = [rd[ORDER]["median_s"] / rd[NOOP]["median_s"] for rd in p1_rounds]
             self.results["P1"] = {
-                "rounds": p1_rounds,
-                "ratio_per_round": per_round,
-                ORDER: median(rd[ORDER]["median_s"] for rd in p1_rounds),
-                NOOP: median(rd[NOOP]["median_s"] for rd in p1_rounds),
-                "ratio": median(per_round),
-                "invalid_runs": sum(rd[d]["invalid_runs"] for rd in p1_rounds for d in DAG_IDS),
+                **summarize_rounds(p1_rounds, "median_s"),
                 "api_calls_per_run": {d: median(c for rd in p1_rounds for c in rd[d]["api_calls"]) for d in DAG_IDS},
             }
             calls = self.results["P1"]["api_calls_per_run"]
             say(f"P1: Execution API calls per run (median): order {calls[ORDER]}, no-op {calls[NOOP]}")
         if p2_rounds:
-            per_round = [rd[ORDER]["runs_per_min"] / rd[NOOP]["runs_per_min"] for rd in p2_rounds]
-            self.results["P2"] = {
-                "rounds": p2_rounds,
-                "ratio_per_round": per_round,
-                ORDER: median(rd[ORDER]["runs_per_min"] for rd in p2_rounds),
-                NOOP: median(rd[NOOP]["runs_per_min"] for rd in p2_rounds),
-                "ratio": median(per_round),
-                "invalid_runs": sum(rd[d]["invalid_runs"] for rd in p2_rounds for d in DAG_IDS),
-            }
+            self.results["P2"] = summarize_rounds(p2_rounds, "runs_per_min")
 
     # -- P3: parked orders -----------------------------------------------------------------------
 
@@ -834,6 +820,19 @@ def verdict(p: str, result: dict | None) -> str:
     if p == "P3" and result.get("parked_running_tis"):
         ok = False
     return "pass" if ok else "FAIL"
+
+
+def summarize_rounds(rounds: list[dict[str, Any]], figure: str) -> dict[str, Any]:
+    """Rounds of one measure for both DAGs: each round's ratio, the medians, the invalid runs."""
+    per_round = [rd[ORDER][figure] / rd[NOOP][figure] for rd in rounds]
+    return {
+        "rounds": rounds,
+        "ratio_per_round": per_round,
+        ORDER: median(rd[ORDER][figure] for rd in rounds),
+        NOOP: median(rd[NOOP][figure] for rd in rounds),
+        "ratio": median(per_round),
+        "invalid_runs": sum(rd[d]["invalid_runs"] for rd in rounds for d in DAG_IDS),
+    }
 
 
 def table_rows(results: dict[str, Any], settings: Settings) -> list[list[str]]:

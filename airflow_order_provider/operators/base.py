@@ -406,14 +406,14 @@ class OrderStepOperator(OrderServiceOperator):
         try:
             answer = send()
         except IdempotencyKeyReusedError:
-            live = self.adoptable(self.hook.live_for_order(str(self.order_id)))
-            if len(live) != 1:
+            adopted = self.single_live_record()
+            if adopted is None:
                 raise
             self.log.warning(
                 "%s for order %s: an earlier try was carried out with another request; adopting %s %s",
-                self.task_id, self.order_id, self.hook.record_id_field, live[0].get(self.hook.record_id_field),
+                self.task_id, self.order_id, self.hook.record_id_field, adopted.get(self.hook.record_id_field),
             )
-            return live[0]
+            return adopted
         except (ServiceUnavailableError, ServiceTimeoutError) as error:
             adopted = self.adopt_after_lost_answer(error)
             if adopted is None:
@@ -444,18 +444,22 @@ class OrderStepOperator(OrderServiceOperator):
         if not self.hook.live_statuses:
             return None
         try:
-            live = self.adoptable(self.hook.live_for_order(str(self.order_id)))
+            adopted = self.single_live_record()
         except OrderServiceError as asking:
             self.log.info("%s for order %s: %s, and the service cannot say what it did (%s)",
                           self.task_id, self.order_id, error, asking)
             return None
-        if len(live) != 1:
-            return None
-        self.log.warning(
-            "%s for order %s: the answer was lost (%s), but the request was carried out; adopting %s %s",
-            self.task_id, self.order_id, error, self.hook.record_id_field, live[0].get(self.hook.record_id_field),
-        )
-        return live[0]
+        if adopted is not None:
+            self.log.warning(
+                "%s for order %s: the answer was lost (%s), but the request was carried out; adopting %s %s",
+                self.task_id, self.order_id, error, self.hook.record_id_field, adopted.get(self.hook.record_id_field),
+            )
+        return adopted
+
+    def single_live_record(self) -> dict[str, Any] | None:
+        """The one record of the order in effect at the service that this step could have left, if exactly one."""
+        live = self.adoptable(self.hook.live_for_order(str(self.order_id)))
+        return live[0] if len(live) == 1 else None
 
     def adoptable(self, live: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Of the order's records in effect at the service, those this step's request could have left."""
