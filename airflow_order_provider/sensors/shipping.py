@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 #: The poll interval is never below this, however small ``time_scale`` is.
 MIN_POLL_INTERVAL = timedelta(seconds=1)
 
+#: A pickup due within this long is waited for in the worker instead of in the triggerer. A
+#: deferral costs seconds of scheduling, and a trigger that fires within about a second of the
+#: deferral can meet an Airflow 3.3.2 race in which the scheduler fails the resumed task ("finished
+#: with state success, but the task instance's state attribute is queued"). Not scaled: both costs
+#: are Airflow's, in wall-clock time.
+DEFAULT_INLINE_WAIT = timedelta(seconds=3)
+
 
 class ShipmentNotDispatchedError(OrderServiceError, AirflowFailException):
     """
@@ -52,6 +60,19 @@ def default_dispatch_timeout() -> timedelta:
 
 def default_poll_interval() -> timedelta:
     return max(order_times().scaled("dispatch_poll_interval"), MIN_POLL_INTERVAL)
+
+
+def _seconds_until(moment: str | None) -> float | None:
+    """Seconds from now until an ISO 8601 time from a service (negative once past; None if unreadable)."""
+    if not moment:
+        return None
+    try:
+        when = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - datetime.now(timezone.utc)).total_seconds()
 
 
 def _waited_seconds(context: Context) -> float:
@@ -90,6 +111,9 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
     :param timeout: how long to wait for the pickup (``timedelta`` or seconds); default 24 h
         scaled by ``[order_provider] time_scale``.
     :param deferrable: wait in the triggerer (default True).
+    :param inline_wait: a pickup due within this long (``timedelta`` or seconds) is waited for in
+        the worker, even when deferrable: cheaper than a deferral, and it avoids an Airflow 3.3.2
+        race of triggers that fire at once (see :data:`DEFAULT_INLINE_WAIT`). 0 always defers.
     """
 
     template_fields: Sequence[str] = ("order_id", "shipment_id")
@@ -106,6 +130,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         poll_interval: timedelta | float | None = None,
         timeout: timedelta | float | None = None,
         deferrable: bool = True,
+        inline_wait: timedelta | float = DEFAULT_INLINE_WAIT,
         **kwargs: Any,
     ) -> None:
         poke_interval = kwargs.pop("poke_interval", None)
@@ -122,6 +147,13 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         self.conn_id = conn_id
         self.poll_interval = float(self.poke_interval)
         self.deferrable = deferrable
+        self.inline_wait = (
+            inline_wait.total_seconds() if isinstance(inline_wait, timedelta) else float(inline_wait)
+        )
+        if self.inline_wait < 0:
+            raise ValueError(f"inline_wait must not be negative, got {inline_wait!r}")
+        #: Seconds until the carrier's planned pickup, as of the last poke (None: unknown).
+        self._pickup_due_in: float | None = None
         self.saga_init(saga, inputs)
 
     def checkpoint(self) -> Checkpoint:
@@ -146,6 +178,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         Ask once: a truthy ``PokeReturnValue`` (with the XCom) when dispatched, else False; a
         cancelled order fails the wait when the parcel is not with the carrier yet.
         """
+        self._pickup_due_in = None
         try:
             shipment = self.hook.get_shipment(self.shipment_id)
         except TransientServiceError as error:
@@ -171,10 +204,29 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         cancel = self.checkpoint().cancel_request()
         if cancel:
             raise self._cancelled(context, cancel)
+        self._pickup_due_in = _seconds_until(shipment.get("dispatch_at"))
         self.log.info(
             "Shipment %s of order %s is %s, carrier pickup planned at %s",
             self.shipment_id, self.order_id, shipment.get("status"), shipment.get("dispatch_at"),
         )
+        return False
+
+    def _wait_inline_for_a_pickup_due_soon(self, context: Context) -> PokeReturnValue | bool:
+        """
+        Poke again at the planned pickup when it is due within ``inline_wait``; False when it is
+        not, or has not happened by ``inline_wait`` (plus a poll's grace for clock skew).
+        """
+        due_in = self._pickup_due_in
+        if due_in is None or due_in > self.inline_wait:
+            return False
+        self.log.info("The carrier's pickup is due in %.1f s: waiting for it here, not in the triggerer", due_in)
+        give_up = time.monotonic() + self.inline_wait + MIN_POLL_INTERVAL.total_seconds()
+        while time.monotonic() < give_up:
+            time.sleep(min(max(due_in, 0.2) + 0.05, max(give_up - time.monotonic(), 0.0)))
+            done = self.poke(context)
+            if done or self._pickup_due_in is None:
+                return done
+            due_in = self._pickup_due_in
         return False
 
     def execute(self, context: Context) -> dict[str, Any] | None:
@@ -182,7 +234,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         if not self.deferrable:
             summary = super().execute(context)
             return {**summary, "waited_seconds": _waited_seconds(context)} if summary else summary
-        done = self.poke(context)
+        done = self.poke(context) or self._wait_inline_for_a_pickup_due_soon(context)
         if done:
             summary = done.xcom_value if isinstance(done, PokeReturnValue) else None
             return {**summary, "waited_seconds": _waited_seconds(context)} if summary else summary
