@@ -91,6 +91,19 @@ def test_trigger_form_is_prefilled_with_a_valid_example_order(dag):
     assert parse_order(defaults).order_id == "ord-1001"
 
 
+def test_the_order_params_live_on_the_dag_alone(dag):
+    """
+    Not copied into each task: Airflow would deep-copy them 14 times and validate them again for
+    each task when serializing the file. A task still sees them at run time (the DAG's params).
+    """
+    from airflow.sdk.definitions.param import process_params
+
+    assert {name: dict(task.params) for name, task in dag.task_dict.items() if task.params} == {}
+    seen = process_params(dag, dag.get_task("process_payment"), {"order_id": "ord-7"}, suppress_exception=False)
+    assert seen["order_id"] == "ord-7"
+    assert seen["currency"] == dag.params["currency"]
+
+
 # -- happy path and idempotency ---------------------------------------------------------------------
 
 
