@@ -23,12 +23,14 @@ Measurements (each DAG alternately, to share the machine's noise):
   run (REST API). Ratio of the medians, order / no-op; goal <= 1.05.
 * P2 ``--burst N``: N runs triggered at once (threads) per DAG, one DAG after the other; drain
   rate = N / (last end_date - first queued_at) in runs/min. Ratio order / no-op; goal >= 0.9.
+  The services' pools are sized to the executor's parallelism, so that only the orchestration's
+  cost is measured, not the policy table's throttle (5/10/3/2 slots); ``--pool-slots 0`` keeps it.
   P1 and P2 are repeated ``--rounds R`` times; the reported value is the median of the rounds.
 * P3 ``--parked M``: M orders above the approval threshold wait in ``approve_order`` (Required
   Actions); task instances ``running`` among their runs are counted (goal 0: no worker slot), the
-  pools' slots are reported; then K sequential runs per DAG with them parked. Ratio of the order
-  DAG's median latency with them parked to P1's without; goal <= 1.2. They stay parked (the
-  teardown drops the database).
+  pools' slots are reported; then ``--parked-sequential`` (3) runs one at a time per DAG with
+  them parked. Ratio of the order DAG's median latency with them parked to P1's without; goal
+  <= 1.2. They stay parked (the teardown drops the database).
 * P4: parse time of each DAG file as the DAG processor parses it (``benchmarks/parse_probe.py``,
   a fresh interpreter per measurement, 7 per file alternately); ratio of medians; goal <= 1.5.
 * P5: ``PaymentHook.get_charge`` against the same ``GET`` with ``requests`` on loopback
@@ -151,6 +153,7 @@ class Settings:
     sequential: int = 6
     burst: int = 100
     parked: int = 500
+    parked_sequential: int = 3
     rounds: int = 3
     parse_processes: int = 7
     hook_calls: int = 200
@@ -166,7 +169,8 @@ class Settings:
 
     @property
     def suffix(self) -> str:
-        return (f"-{self.profile.stem}" if self.profile else "") + (f"-pools{self.pool_slots}" if self.pool_slots else "")
+        pools = "" if self.pool_slots is None else "-tablepools" if self.pool_slots == 0 else f"-pools{self.pool_slots}"
+        return (f"-{self.profile.stem}" if self.profile else "") + pools
 
     @property
     def profile_name(self) -> str:
@@ -178,13 +182,16 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--sequential", type=int, default=None, help="K runs one at a time per DAG (P1, P3); 6")
     parser.add_argument("--burst", type=int, default=None, help="N runs at once per DAG (P2); 100")
     parser.add_argument("--parked", type=int, default=None, help="M orders parked in approval (P3); 500")
+    parser.add_argument("--parked-sequential", type=int, default=None,
+                        help="runs one at a time per DAG with them parked (P3); 3")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of P1 and P2; the median is reported; 3")
     parser.add_argument("--parse-processes", type=int, default=None, help="fresh processes per DAG file (P4); 7")
     parser.add_argument("--hook-calls", type=int, default=None, help="calls of each kind (P5); 200")
     parser.add_argument("--warmup", type=int, default=None, help="runs per DAG before measuring, not counted; 1")
     parser.add_argument("--only", default=None, help="comma-separated subset of P1,P2,P3,P4,P5")
     parser.add_argument("--pool-slots", type=int, default=None,
-                        help="resize the order_<service> pools to this many slots (default: the policy table's)")
+                        help="size the order_<service> pools to this many slots; 0 keeps the policy table's "
+                             "5/10/3/2 (default: the executor's parallelism, so that they do not bind)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="env file of Airflow settings loaded on top of deploy/airflow-order.env")
     parser.add_argument("--smoke", action="store_true",
@@ -197,8 +204,10 @@ def parse_args(argv: list[str] | None) -> Settings:
     s = Settings()
     if args.smoke:
         s.sequential, s.burst, s.parked, s.rounds, s.parse_processes, s.hook_calls = 1, 3, 3, 1, 2, 30
+        s.parked_sequential = 1
         s.smoke = True
-    for name in ("sequential", "burst", "parked", "rounds", "parse_processes", "hook_calls", "warmup"):
+    for name in ("sequential", "burst", "parked", "parked_sequential", "rounds", "parse_processes", "hook_calls",
+                 "warmup"):
         value = getattr(args, name)
         if value is not None:
             if value < (0 if name == "warmup" else 1):
@@ -283,16 +292,22 @@ class Stack:
         for dag_id in DAG_IDS:
             client.wait_for_dag(dag_id, timeout=300)
             client.unpause(dag_id)
-        if self.settings.pool_slots:
+        slots = self.settings.pool_slots
+        if slots is None:
+            slots = int(self.environment().get("AIRFLOW__CORE__PARALLELISM", "32"))
+        if slots:
             # The services' pools sized to the executor instead of the policy table's 5/10/3/2 (the
-            # services' concurrency limits): what is left is the orchestration's own cost.
+            # seed's minimum instances, a deliberate throttle the no-op DAG does not have): what is
+            # left is the orchestration's own cost. --pool-slots 0 measures with the table's.
             for service in SERVICES:
                 pool = client.get(f"/api/v2/pools/order_{service}")
                 client.request("PATCH", f"/api/v2/pools/order_{service}", expected=(200,),
                                params={"update_mask": "slots"},
-                               json={"name": pool["name"], "slots": self.settings.pool_slots,
+                               json={"name": pool["name"], "slots": slots,
                                      "include_deferred": pool.get("include_deferred", False)})
-            self.env_settings["pool slots of order_<service>"] = str(self.settings.pool_slots)
+            self.env_settings["pool slots of order_<service>"] = str(slots)
+        else:
+            self.env_settings["pool slots of order_<service>"] = "the policy table's (5/10/3/2)"
         say(f"Airflow up in {time.monotonic() - t0:.0f}s at {self.deployment.base_url} (home {self.home}); "
             f"both DAGs parsed and unpaused")
 
@@ -683,8 +698,8 @@ class Bench:
         say(f"  while parked: {before['parked_running_tis']} running task instances among the parked runs, "
             f"{before['running_tis_all_dags']} running in all; default_pool "
             f"{before['pools'].get('default_pool', {})}")
-        say(f"P3: {s.sequential} sequential runs per DAG with {waiting} orders parked")
-        seq = self.sequential(s.sequential, "p3")
+        say(f"P3: {s.parked_sequential} sequential runs per DAG with {waiting} orders parked")
+        seq = self.sequential(s.parked_sequential, "p3")
         after = self.slots_snapshot(park_prefix)
         with_parked = median(r.latency for r in seq[ORDER])
         with_parked_noop = median(r.latency for r in seq[NOOP])
