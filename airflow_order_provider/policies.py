@@ -137,16 +137,23 @@ class ServicePolicy:
         )
         return ExceptionRetryPolicy(rules=rules)
 
-    def operator_defaults(self, scale: float | None = None) -> dict[str, Any]:
-        """Operator keyword arguments that implement this policy, scaled by ``time_scale``."""
+    def retry_defaults(self, scale: float | None = None) -> dict[str, Any]:
+        """The operator keyword arguments of this policy's retries, scaled by ``time_scale``."""
         scale = time_scale() if scale is None else scale
         return {
             "retries": self.attempts - 1,
             "retry_delay": self.first_interval * scale,
             "retry_exponential_backoff": self.backoff,
             "max_retry_delay": self.max_interval * scale,
-            "execution_timeout": max(self.step_timeout * scale, MIN_STEP_TIMEOUT),
             "retry_policy": self.retry_policy(),
+        }
+
+    def operator_defaults(self, scale: float | None = None) -> dict[str, Any]:
+        """Operator keyword arguments that implement this policy, scaled by ``time_scale``."""
+        scale = time_scale() if scale is None else scale
+        return {
+            **self.retry_defaults(scale),
+            "execution_timeout": max(self.step_timeout * scale, MIN_STEP_TIMEOUT),
             "queue": self.queue,
             "pool": self.pool,
         }

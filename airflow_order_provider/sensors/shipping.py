@@ -18,7 +18,7 @@ from airflow_order_provider.exceptions import (
     TransientServiceError,
 )
 from airflow_order_provider.operators.base import OrderSagaTask
-from airflow_order_provider.policies import order_times
+from airflow_order_provider.policies import order_times, policy_for
 from airflow_order_provider.saga.checkpoint import Checkpoint
 from airflow_order_provider.saga.failure import StepFailure
 from airflow_order_provider.signals import cancel_request
@@ -43,7 +43,7 @@ MIN_POLL_INTERVAL = timedelta(seconds=1)
 #: deferral can meet an Airflow 3.3.2 race in which the scheduler fails the resumed task ("finished
 #: with state success, but the task instance's state attribute is queued"). Not scaled: both costs
 #: are Airflow's, in wall-clock time.
-DEFAULT_INLINE_WAIT = timedelta(seconds=3)
+DEFAULT_INLINE_WAIT = timedelta(seconds=5)
 
 
 class ShipmentNotDispatchedError(OrderServiceError, AirflowFailException):
@@ -97,7 +97,9 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
     Transient trouble at the service (5xx, 429, timeouts) only means "ask again later". A cancelled
     or unknown shipment, one of another order, or a refused request fails the task with
     :class:`ShipmentNotDispatchedError`, never retried; no pickup within ``timeout`` fails it with
-    Airflow's ``AirflowSensorTimeout``.
+    Airflow's ``AirflowSensorTimeout``. A try that fails otherwise (a worker's death; Airflow
+    3.3.2's scheduler failing a resumed deferral) is retried with the shipping service's retry
+    policy: the wait only reads, and the retry asks the carrier again.
 
     Pushes ``{"shipment_id", "order_id", "tracking_number", "carrier", "status": "dispatched",
     "dispatched_at"}``.
@@ -111,8 +113,8 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
     :param timeout: how long to wait for the pickup (``timedelta`` or seconds); default 24 h
         scaled by ``[order_provider] time_scale``.
     :param deferrable: wait in the triggerer (default True).
-    :param inline_wait: a pickup due within this long (``timedelta`` or seconds) is waited for in
-        the worker, even when deferrable: cheaper than a deferral, and it avoids an Airflow 3.3.2
+    :param inline_wait: a pickup due within this long (``timedelta`` or seconds; default 5 s) is
+        waited for in the worker, polling every ``poll_interval``, even when deferrable: cheaper than a deferral, and it avoids an Airflow 3.3.2
         race of triggers that fire at once (see :data:`DEFAULT_INLINE_WAIT`). 0 always defers.
     """
 
@@ -137,6 +139,12 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         if poll_interval is not None and poke_interval is not None:
             raise ValueError("Give poll_interval or poke_interval, not both: they are the same setting")
         interval = poll_interval if poll_interval is not None else poke_interval
+        # default_args reach this __init__ unapplied: an explicit argument or a default_args entry
+        # both win over the policy table.
+        given = {**(kwargs.get("default_args") or {}), **kwargs}
+        for name, value in policy_for("shipping").retry_defaults().items():
+            if name not in given:
+                kwargs[name] = value
         super().__init__(
             poke_interval=interval if interval is not None else default_poll_interval(),
             timeout=timeout if timeout is not None else default_dispatch_timeout(),
@@ -213,8 +221,9 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
 
     def _wait_inline_for_a_pickup_due_soon(self, context: Context) -> PokeReturnValue | bool:
         """
-        Poke again at the planned pickup when it is due within ``inline_wait``; False when it is
-        not, or has not happened by ``inline_wait`` (plus a poll's grace for clock skew).
+        Poke again at the planned pickup when it is due within ``inline_wait`` (and every
+        ``poll_interval`` until then, so that a cancel is seen as soon as in the triggerer); False
+        when it is not, or has not happened by ``inline_wait`` (plus a poll's grace for clock skew).
         """
         due_in = self._pickup_due_in
         if due_in is None or due_in > self.inline_wait:
@@ -222,7 +231,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         self.log.info("The carrier's pickup is due in %.1f s: waiting for it here, not in the triggerer", due_in)
         give_up = time.monotonic() + self.inline_wait + MIN_POLL_INTERVAL.total_seconds()
         while time.monotonic() < give_up:
-            time.sleep(min(max(due_in, 0.2) + 0.05, max(give_up - time.monotonic(), 0.0)))
+            time.sleep(min(max(due_in, 0.2) + 0.05, self.poll_interval, max(give_up - time.monotonic(), 0.0)))
             done = self.poke(context)
             if done or self._pickup_due_in is None:
                 return done
