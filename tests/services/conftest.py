@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from order_services.testing import OrderServicesServer, start_order_services
 
 LIMITED_STOCK = 5

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import requests
-
 from order_services.testing import new_key
 
 T = TypeVar("T")

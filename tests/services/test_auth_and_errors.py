@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-
 from order_services.testing import OrderServicesHTTPError
+
 from tests.services.support import charge_body, error_type, new_key, new_order
 
 PROTECTED = [

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from order_services.limits import MAX_AMOUNT, MAX_QUANTITY
+
 from tests.services.support import (
     charge_body,
     error_type,

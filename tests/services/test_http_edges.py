@@ -8,8 +8,8 @@ import time
 
 import pytest
 import requests
-
 from order_services.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
+
 from tests.services.support import charge_body, error_type, new_key, new_order, reservation_body
 
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from order_services.testing import start_order_services
 
 SEED = 20261126
