@@ -12,9 +12,9 @@
 #   make rush N=100  send N orders at once to a running demo; check every order final and the ledger
 #   make chaos N=30 SEED=7  the seeded chaos suite (tests/chaos) on an Airflow of its own, N orders (default 30)
 #   make bench       benchmarks of issue 11 (P1-P5): the order DAG against a no-op DAG of its shape on one
-#                    Airflow (PostgreSQL); writes docs/benchmarks.{md,json,png}. On 2 cores P1 and P2 (3 rounds)
-#                    take 25 min, parking P3's 500 orders 10 min, and with 500 runs open each P3 pair took
-#                    about 200 s (BENCH_ARGS="--parked 100 --sequential 2" shortens it);
+#                    Airflow (PostgreSQL); writes docs/benchmarks.{md,json,png}. On 2 cores the whole run took
+#                    49 min: P1 and P2 (3 rounds) 21 min, parking P3's 500 orders 10 min, then 3 pairs of
+#                    170 s each with them open (BENCH_ARGS="--parked 100 --parked-sequential 1" shortens it);
 #                    PROFILE=deploy/low-latency.env adds a settings profile (docs/benchmarks-low-latency.*),
 #                    BENCH_ARGS="--only P1,P4 --rounds 1" passes more options to python -m benchmarks.run
 #   make bench-smoke the benchmark harness with tiny numbers, report in a temp dir: checks it works
