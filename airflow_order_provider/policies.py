@@ -265,6 +265,16 @@ def _apply(policy: ServicePolicy, key: str, changes: dict[str, Any]) -> ServiceP
     return replace(policy, **values) if values else policy
 
 
+def with_policy_defaults(kwargs: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """
+    An operator's keyword arguments with the policy's ``defaults`` filled in where neither the
+    arguments nor their ``default_args`` give a value (default_args reach an operator's
+    ``__init__`` unapplied: both win over the policy table).
+    """
+    given = {**(kwargs.get("default_args") or {}), **kwargs}
+    return {**{name: value for name, value in defaults.items() if name not in given}, **kwargs}
+
+
 def policy_for(service: str, *, compensation: bool = False) -> ServicePolicy:
     """
     The service's row of the table, with this deployment's ``policy_overrides`` applied.

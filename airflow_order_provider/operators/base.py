@@ -36,6 +36,7 @@ from airflow_order_provider.policies import (
     order_times,
     policy_for,
     time_scale,
+    with_policy_defaults,
 )
 from airflow_order_provider.saga.checkpoint import Checkpoint, WorkflowClock, waited_seconds
 from airflow_order_provider.saga.failure import (
@@ -230,13 +231,7 @@ class OrderServiceOperator(OrderSagaTask, BaseOperator):
         **kwargs: Any,
     ) -> None:
         policy = policy_for(self.service, compensation=self.is_compensation)
-        # default_args reach this __init__ unapplied: an explicit argument or a default_args entry
-        # both win over the policy table.
-        given = {**(kwargs.get("default_args") or {}), **kwargs}
-        for name, value in policy.operator_defaults().items():
-            if name not in given:
-                kwargs[name] = value
-        super().__init__(**kwargs)
+        super().__init__(**with_policy_defaults(kwargs, policy.operator_defaults()))
         self.policy: ServicePolicy = policy
         self.order_id = order_id
         self.conn_id = conn_id

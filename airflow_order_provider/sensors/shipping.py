@@ -18,7 +18,7 @@ from airflow_order_provider.exceptions import (
     TransientServiceError,
 )
 from airflow_order_provider.operators.base import OrderSagaTask
-from airflow_order_provider.policies import order_times, policy_for
+from airflow_order_provider.policies import order_times, policy_for, with_policy_defaults
 from airflow_order_provider.saga.checkpoint import Checkpoint
 from airflow_order_provider.saga.failure import StepFailure
 from airflow_order_provider.signals import cancel_request
@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 MIN_POLL_INTERVAL = timedelta(seconds=1)
 
 #: A pickup due within this long is waited for in the worker instead of in the triggerer. A
-#: deferral costs seconds of scheduling, and a trigger that fires within about a second of the
-#: deferral can meet an Airflow 3.3.2 race in which the scheduler fails the resumed task ("finished
-#: with state success, but the task instance's state attribute is queued"). Not scaled: both costs
-#: are Airflow's, in wall-clock time.
+#: deferral costs seconds of scheduling, and a trigger that fires before the scheduler has processed
+#: the deferring try's exit (seconds under load) can meet an Airflow 3.3.2 race in which the
+#: scheduler fails the resumed task ("finished with state success, but the task instance's state
+#: attribute is queued"). Not scaled: both costs are Airflow's, in wall-clock time.
 DEFAULT_INLINE_WAIT = timedelta(seconds=5)
 
 
@@ -114,8 +114,9 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         scaled by ``[order_provider] time_scale``.
     :param deferrable: wait in the triggerer (default True).
     :param inline_wait: a pickup due within this long (``timedelta`` or seconds; default 5 s) is
-        waited for in the worker, polling every ``poll_interval``, even when deferrable: cheaper than a deferral, and it avoids an Airflow 3.3.2
-        race of triggers that fire at once (see :data:`DEFAULT_INLINE_WAIT`). 0 always defers.
+        waited for in the worker, polling every ``poll_interval``, even when deferrable: cheaper
+        than a deferral, and it avoids an Airflow 3.3.2 race of triggers that fire at once (see
+        :data:`DEFAULT_INLINE_WAIT`). 0 always defers.
     """
 
     template_fields: Sequence[str] = ("order_id", "shipment_id")
@@ -139,12 +140,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         if poll_interval is not None and poke_interval is not None:
             raise ValueError("Give poll_interval or poke_interval, not both: they are the same setting")
         interval = poll_interval if poll_interval is not None else poke_interval
-        # default_args reach this __init__ unapplied: an explicit argument or a default_args entry
-        # both win over the policy table.
-        given = {**(kwargs.get("default_args") or {}), **kwargs}
-        for name, value in policy_for("shipping").retry_defaults().items():
-            if name not in given:
-                kwargs[name] = value
+        kwargs = with_policy_defaults(kwargs, policy_for("shipping").retry_defaults())
         super().__init__(
             poke_interval=interval if interval is not None else default_poll_interval(),
             timeout=timeout if timeout is not None else default_dispatch_timeout(),

