@@ -8,6 +8,7 @@
 #   make test-e2e    only the end-to-end tests on the LocalExecutor
 #   make test-distributed N=100   only the distributed end-to-end test, with rushes of N orders
 #   make lint        ruff check
+#   make order-form  regenerate airflow_order_provider/order_form.json (the trigger form) after changing the order model
 #   make demo        reference services + Airflow on PostgreSQL (LocalExecutor), DAG unpaused (scripts/demo.sh)
 #   make rush N=100  send N orders at once to a running demo; check every order final and the ledger
 #   make chaos N=30 SEED=7  the seeded chaos suite (tests/chaos) on an Airflow of its own, N orders (default 30)
@@ -88,6 +89,11 @@ test-distributed: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# The trigger form's schemas, generated from the order model (tests/unit/test_order_form.py checks them).
+.PHONY: order-form
+order-form: $(STAMP)
+	$(VENV_PY) -m airflow_order_provider.order_form --write
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -51,23 +51,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-#: An example order: the trigger form's defaults, the README's example.
-EXAMPLE_ORDER: dict[str, Any] = {
-    "order_id": "ord-1001",
-    "customer_id": "cus-42",
-    "customer_email": "ada@example.com",
-    "customer_tier": "standard",
-    "items": [{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price": 1250}],
-    "shipping_address": {
-        "name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
-        "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west",
-    },
-    "total_amount": 2500,
-    "currency": "USD",
-    "payment_method": "pm_card_ok",
-}
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, regex_engine="python-re")
 
@@ -209,32 +192,3 @@ def order_field_schemas() -> dict[str, dict[str, Any]]:
     schema = Order.model_json_schema()
     defs = schema.get("$defs", {})
     return {name: _inline(field, defs) for name, field in schema["properties"].items()}
-
-
-#: The JSON Schema dialect the DAG's params declare. Airflow validates every param against its schema
-#: with ``jsonschema`` each time it resolves it: when serializing each task of the DAG (every
-#: parse), when a run is triggered and when each task starts. Without ``$schema`` that is draft
-#: 2020-12, whose meta-schema check alone made serializing the order DAG 0.3-0.4 s instead of
-#: 0.03 s and cost each task 15 ms; draft 7 checks the same (inlined) field schemas 4x faster.
-PARAM_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
-
-
-def order_params(example: dict[str, Any]) -> dict[str, Any]:
-    """
-    The DAG's ``params``, generated from :class:`Order`'s JSON schema: one form field per order
-    field, pre-filled from ``example``. Airflow refuses a run whose conf does not fit them.
-    """
-    from airflow.sdk import Param
-
-    params = {}
-    fields = Order.model_fields
-    for name, schema in order_field_schemas().items():
-        schema = dict(schema)
-        schema.pop("default", None)
-        schema["$schema"] = PARAM_SCHEMA_DIALECT
-        if name in example:
-            default = example[name]
-        else:  # an optional field: the model's own default ({} for a default factory)
-            default = fields[name].get_default(call_default_factory=True)
-        params[name] = Param(default, **schema)
-    return params

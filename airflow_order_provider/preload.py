@@ -23,6 +23,7 @@ import airflow.providers.standard.operators.python  # noqa: F401
 import airflow_order_provider.models  # noqa: F401
 import airflow_order_provider.notifications.alerts  # noqa: F401
 import airflow_order_provider.notifications.deadline  # noqa: F401
+import airflow_order_provider.order_form  # noqa: F401
 import airflow_order_provider.order_saga  # noqa: F401
 import airflow_order_provider.priority  # noqa: F401
 import airflow_order_provider.signals  # noqa: F401

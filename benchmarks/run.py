@@ -81,6 +81,7 @@ from urllib.parse import quote
 
 from order_services.testing import OrderServicesServer, new_key, start_order_services
 
+from benchmarks import cpu
 from tests.integration.harness.client import AirflowClient
 from tests.integration.harness.common import REPO_ROOT, HarnessError, read_env_file, tail
 from tests.integration.harness.deployment import AirflowDeployment
@@ -576,19 +577,36 @@ class Bench:
             list(pool.map(lambda rc: self.trigger(*rc), made))
         return [run for run, _ in made], prefix
 
+    def cpu_roots(self) -> dict[str, int | None]:
+        """The process trees whose CPU the bursts account for: Airflow's components and the services."""
+        deployment, services = self.stack.deployment, self.stack.services
+        roots = {name: proc.pgid for name, proc in (deployment.processes.items() if deployment else ())}
+        roots["order-services"] = services.process.pid if services and services.process else None
+        return roots
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        snap = cpu.snapshot(self.cpu_roots())
+        harness = os.times()
+        snap["harness"] = harness.user + harness.system
+        return snap
+
     def drain(self, dag_id: str, n: int, label: str) -> dict[str, Any]:
         t0 = time.monotonic()
+        cpu_before = self.cpu_snapshot()
         runs, prefix = self.burst(dag_id, n, label)
         triggered_s = time.monotonic() - t0
         self.wait_runs(runs, prefix, timeout=max(900.0, 30.0 * n), label=label)
+        spent = cpu.cpu_spent(cpu_before, self.cpu_snapshot())
+        cpu_per_run = {name: round(seconds / n, 3) for name, seconds in spent.items()}
         bad = self.check(runs, label)
         first = min(r.queued_at for r in runs)
         last = max(r.end_date for r in runs)
         rate = n / (last - first) * 60.0
         say(f"  {label}: {n} runs drained in {last - first:.1f}s = {rate:.1f} runs/min "
             f"(triggered in {triggered_s:.1f}s){' INVALID' if bad else ''}")
+        say("    CPU s per run: " + ", ".join(f"{name} {value:.3f}" for name, value in cpu_per_run.items()))
         return {"dag_id": dag_id, "n": n, "drain_s": last - first, "runs_per_min": rate,
-                "trigger_s": triggered_s, "invalid_runs": bad,
+                "trigger_s": triggered_s, "invalid_runs": bad, "cpu_s_per_run": cpu_per_run,
                 "latencies_s": [r.latency for r in runs]}
 
     # -- P1 and P2, in rounds --------------------------------------------------------------------

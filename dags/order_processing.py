@@ -16,12 +16,16 @@ order; the run ends failed.
 
 from __future__ import annotations
 
+# Airflow's own modules that the provider's operators build on are named here, so that the DAG
+# processor imports them once, before it forks the process that parses this file ([dag_processor]
+# parsing_pre_import_modules pre-imports this file's own "airflow." imports), not at every parse.
+import airflow.providers.standard.operators.hitl  # noqa: F401  (the approval's Required Action)
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_order_provider.models import EXAMPLE_ORDER, order_params
 from airflow_order_provider.notifications.alerts import OrderAlertNotifier
 from airflow_order_provider.notifications.deadline import ship_deadline_alert
+from airflow_order_provider.order_form import order_params
 from airflow_order_provider.order_saga import ORDER_SAGA
 from airflow_order_provider.policies import order_times
 from airflow_order_provider.priority import WEIGHT_RULE
@@ -48,9 +52,9 @@ with DAG(
 ) as dag:
     build_saga(ORDER_SAGA)
 
-# The trigger form, pre-filled with an example order and checked against the order model's schema.
+# The trigger form, pre-filled with an example order: the order model's JSON schema, one field each.
 # Given to the DAG once its tasks exist, so that Airflow keeps it on the DAG alone: params given to
 # DAG(...) are deep-copied into each of the 14 tasks and validated again for each of them when the
 # file is serialized (about 45 ms of every parse of this file). Every task reads the DAG's params at
 # run time either way.
-dag.params = order_params(EXAMPLE_ORDER)
+dag.params = order_params()

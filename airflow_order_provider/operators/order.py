@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseBranchOperator, BaseOperator
 
 from airflow_order_provider.exceptions import InvalidOrderError, OrderServiceError
-from airflow_order_provider.models import Order, parse_order
 from airflow_order_provider.operators.base import OrderSagaTask, hook_for
 from airflow_order_provider.policies import order_times, policy_for
 from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperator, SagaCancelledOperator
@@ -22,6 +21,7 @@ from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperat
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
     from airflow_order_provider.saga.failure import StepFailure
 
 __all__ = [
@@ -53,6 +53,9 @@ class ValidateOrderOperator(BaseOperator):
         self.order = order
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # The order model (pydantic) is built on first use, not when a DAG file is parsed.
+        from airflow_order_provider.models import parse_order
+
         data = self.order if self.order is not None else context["dag_run"].conf
         order = parse_order(data)
         self.log.info(
@@ -83,6 +86,8 @@ class ValidateOrderOperator(BaseOperator):
         """
         if kwargs.get("order") is not None:
             return None
+        from airflow_order_provider.models import parse_order
+
         try:
             return cls.normalized(parse_order(conf))
         except InvalidOrderError:

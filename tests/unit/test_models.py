@@ -111,7 +111,8 @@ def test_the_form_params_are_draft_7_schemas_that_check_what_the_model_checks():
     """
     import jsonschema
 
-    from airflow_order_provider.models import EXAMPLE_ORDER, MAX_AMOUNT, PARAM_SCHEMA_DIALECT, order_params
+    from airflow_order_provider.models import MAX_AMOUNT
+    from airflow_order_provider.order_form import EXAMPLE_ORDER, PARAM_SCHEMA_DIALECT, order_params
 
     params = order_params(EXAMPLE_ORDER)
     only_2020_12 = {"$defs", "$dynamicRef", "$dynamicAnchor", "prefixItems", "dependentRequired",
