@@ -97,6 +97,23 @@ def test_amounts_and_quantities_have_bounds(field, value):
     assert any(p.startswith(field.replace("__", ".")) for p in raised.value.problems)
 
 
+def test_the_accepted_currencies_are_pycountrys_iso_4217_list_less_what_is_no_money():
+    """Read from pycountry's data file without importing pycountry: the same list."""
+    import subprocess
+    import sys
+
+    import pycountry
+
+    from airflow_order_provider.models import NOT_MONEY, accepted_currencies
+
+    assert accepted_currencies() == frozenset(c.alpha_3 for c in pycountry.currencies) - NOT_MONEY
+    assert {"EUR", "USD", "JPY"} <= accepted_currencies()
+    code = ("import sys; from airflow_order_provider.models import accepted_currencies;"
+            "assert 'EUR' in accepted_currencies(); print('pycountry' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["False"]
+
+
 def test_currencies_come_from_the_iso_4217_list():
     assert parse_order(variant(currency="EUR")).currency == "EUR"
     with pytest.raises(InvalidOrderError):

@@ -16,6 +16,7 @@ from airflow_order_provider.exceptions import (
 )
 from airflow_order_provider.hooks.base import BearerTokenAuth
 from airflow_order_provider.hooks.payment import PaymentHook
+from tests.orders import ledger
 
 CHARGE = {"customer_id": "cus-42", "amount": 1000, "currency": "USD", "payment_method": "pm_card_ok"}
 
@@ -95,3 +96,31 @@ def test_connection_test_checks_url_and_key(service_connections, monkeypatch):
     )
     ok, message = PaymentHook().test_connection()
     assert not ok and "AuthenticationError" in message
+
+
+def test_a_plain_http_service_gets_a_client_that_loads_no_ca_bundle(service_connections, order_id):
+    """
+    Loading the CA bundle was about 50 ms of CPU in every step (the largest part of its run): a
+    client of an http:// service never speaks TLS, so it gets a context that trusts no one instead.
+    """
+    import ssl
+
+    hook = PaymentHook()
+    context = hook.target.verify
+    assert isinstance(context, ssl.SSLContext)
+    assert context.cert_store_stats()["x509_ca"] == 0
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert hook.session._transport._pool._ssl_context is context  # what the client was built with
+    assert PaymentHook().target.verify is context  # one per process
+    charge = hook.charge(order_id=order_id, idempotency_key=f"{order_id}:t", **CHARGE)
+    assert charge["status"] == "succeeded"
+    assert ledger(service_connections, order_id) == [("payment", "charge", "succeeded")]
+
+
+def test_an_https_service_keeps_httpx_certificate_verification(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT", "https://:key@payments.example.com")
+    hook = PaymentHook()
+    assert hook.base_url == "https://payments.example.com"  # the URI's scheme, not http
+    assert hook.target.verify is True
+    context = hook.session._transport._pool._ssl_context
+    assert context.cert_store_stats()["x509_ca"] > 0
