@@ -1119,6 +1119,26 @@ def write_report(settings: Settings, results: dict[str, Any], meta: dict[str, An
             + ", ".join(f"`{kind}` {n / max(runs, 1):.1f}" for kind, n in kinds.most_common()) + ".",
             "",
         ]
+    if "P2" in results:
+        per_dag: dict[str, list[dict[str, float]]] = {ORDER: [], NOOP: []}
+        for rd in results["P2"]["rounds"]:
+            for dag_id in DAG_IDS:
+                if rd[dag_id].get("cpu_s_per_run"):
+                    per_dag[dag_id].append(rd[dag_id]["cpu_s_per_run"])
+        if per_dag[ORDER] and per_dag[NOOP]:
+            parts = list(per_dag[ORDER][0])
+            cpu = {d: {part: median(r[part] for r in per_dag[d]) for part in parts} for d in DAG_IDS}
+            lines += [
+                "P2 detail, CPU seconds per run during the bursts (median of the rounds; each Airflow component "
+                "with all its processes, the LocalExecutor's workers and task processes under the scheduler; "
+                "`other` is PostgreSQL and the rest of the machine):",
+                "",
+                "| component | order | no-op | difference |",
+                "|---|---|---|---|",
+                *[f"| {part} | {cpu[ORDER][part]:.3f} | {cpu[NOOP][part]:.3f} | {cpu[ORDER][part] - cpu[NOOP][part]:+.3f} |"
+                  for part in parts],
+                "",
+            ]
     if "P3" in results:
         r3 = results["P3"]
         before = r3["slots_before"]
