@@ -57,3 +57,20 @@ class OrderProviderPlugin(AirflowPlugin):
             "destination": "nav",
         }
     ]
+
+
+def _preload_if_asked() -> None:
+    """
+    ``[order_provider] preload``: import the whole provider (:mod:`airflow_order_provider.preload`)
+    with the plugin. With ``[core] lazy_load_plugins = False`` Airflow loads plugins when each of
+    its processes starts, before the scheduler forks its LocalExecutor workers (whose task processes
+    are forks of them) and before the DAG processor forks the process that parses a file: every
+    task and every parse then finds the provider imported instead of importing it again.
+    """
+    from airflow.sdk.configuration import conf
+
+    if conf.getboolean("order_provider", "preload", fallback=False):
+        import airflow_order_provider.preload  # noqa: F401
+
+
+_preload_if_asked()
