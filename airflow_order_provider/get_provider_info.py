@@ -95,6 +95,20 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "0.01",
                         "default": "1.0",
                     },
+                    "preload": {
+                        "description": (
+                            "Import the whole provider (operators, hooks, order model) when the "
+                            "provider's plugin loads. With [core] lazy_load_plugins = False, Airflow loads "
+                            "plugins as each of its processes starts, so the scheduler's LocalExecutor "
+                            "workers (and the task processes they fork) and the DAG processor's parsing "
+                            "processes find the provider imported, instead of importing it again in every "
+                            "task and every parse. Restart Airflow after upgrading the provider."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
                     "policy_overrides": {
                         "description": (
                             "JSON object that changes rows of the retry policy table for this "
