@@ -98,12 +98,7 @@ def main(argv: list[str]) -> int:
         FORM_FILE.write_text(render(), encoding="utf-8")
         print(f"wrote {FORM_FILE}")
         return 0
-    if argv == ["--check"]:
-        if FORM_FILE.read_text(encoding="utf-8") != render():
-            print(f"{FORM_FILE} is out of date: run `make order-form`", file=sys.stderr)
-            return 1
-        return 0
-    print("usage: python -m airflow_order_provider.order_form --write | --check", file=sys.stderr)
+    print("usage: python -m airflow_order_provider.order_form --write", file=sys.stderr)
     return 2
 
 

@@ -314,7 +314,7 @@ class Stack:
             client.unpause(dag_id)
         slots = self.settings.pool_slots
         if slots is None:
-            slots = int(self.environment().get("AIRFLOW__CORE__PARALLELISM", "32"))
+            slots = self.executor_parallelism()
         if slots:
             # The services' pools sized to the executor instead of the policy table's 5/10/3/2 (the
             # seed's minimum instances, a deliberate throttle the no-op DAG does not have): what is
@@ -334,6 +334,10 @@ class Stack:
     def environment(self) -> dict[str, str]:
         assert self.deployment is not None
         return self.deployment.environment()
+
+    def executor_parallelism(self) -> int:
+        """The deployment's ``[core] parallelism`` (Airflow's default 32): the LocalExecutor's slots."""
+        return int(self.environment().get("AIRFLOW__CORE__PARALLELISM", "32"))
 
     def down(self, failed: bool, interrupted: bool = False) -> None:
         if self.deployment is not None:
@@ -666,7 +670,7 @@ class Bench:
         pools = self.client.get("/api/v2/pools", params={"limit": 100})["pools"]
         running_all = sum(self.ti_count(d, states=["running"]) for d in DAG_IDS)
         queued_all = sum(self.ti_count(d, states=["queued"]) for d in DAG_IDS)
-        parallelism = int(self.stack.environment().get("AIRFLOW__CORE__PARALLELISM", "32"))
+        parallelism = self.stack.executor_parallelism()
         return {
             "parked_running_tis": self.ti_count(ORDER, prefix=park_prefix, states=["running"]),
             "parked_queued_tis": self.ti_count(ORDER, prefix=park_prefix, states=["queued"]),
