@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from airflow.plugins_manager import AirflowPlugin
+#: The provider's modules in the middle of their import when Airflow loaded this plugin (as importlib
+#: marks them: ``__spec__._initializing``): a process that imported the provider first
+#: (``python -m airflow_order_provider.pools``: its policies import Airflow, which loads the plugins).
+_IMPORTING_PROVIDER = sorted(
+    name for name, module in list(sys.modules.items())
+    if name.startswith("airflow_order_provider.") and name != __name__
+    and getattr(getattr(module, "__spec__", None), "_initializing", False)
+)
 
-from airflow_order_provider.api import URL_PREFIX, OrdersPathMiddleware
-from airflow_order_provider.deadlines import OrderPlacedAt
-from airflow_order_provider.priority import OrderPriorityStrategy
+from airflow.plugins_manager import AirflowPlugin  # noqa: E402 (after the snapshot above)
+
+from airflow_order_provider.api import URL_PREFIX, OrdersPathMiddleware  # noqa: E402 (after the snapshot above)
+from airflow_order_provider.deadlines import OrderPlacedAt  # noqa: E402 (after the snapshot above)
+from airflow_order_provider.priority import OrderPriorityStrategy  # noqa: E402 (after the snapshot above)
 
 
 class _OrderApiApps:
@@ -66,10 +76,14 @@ def _preload_if_asked() -> None:
     its processes starts, before the scheduler forks its LocalExecutor workers (whose task processes
     are forks of them) and before the DAG processor forks the process that parses a file: every
     task and every parse then finds the provider imported instead of importing it again.
+
+    Not in a process that was already importing the provider when Airflow loaded the plugin: the
+    preload would import the provider's modules in the middle of their own import (a circular
+    import, and the plugin would fail); that process imports what it uses anyway.
     """
     from airflow.sdk.configuration import conf
 
-    if conf.getboolean("order_provider", "preload", fallback=False):
+    if conf.getboolean("order_provider", "preload", fallback=False) and not _IMPORTING_PROVIDER:
         import airflow_order_provider.preload  # noqa: F401
 
 

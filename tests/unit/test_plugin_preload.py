@@ -41,3 +41,18 @@ def loaded_after_import_airflow(tmp_path, **settings: str) -> list[str]:
 )
 def test_the_provider_is_imported_at_start_only_when_asked(tmp_path, settings, expected):
     assert loaded_after_import_airflow(tmp_path, **settings) == expected
+
+
+def test_a_process_that_imports_the_provider_first_still_loads_the_plugin(tmp_path):
+    """
+    `python -m airflow_order_provider.pools` imports the policies, which import Airflow, which loads
+    the plugins: the preload must not import the provider in the middle of its own import (a
+    circular import failed the plugin, and Airflow's error reached the JSON on stdout).
+    """
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+           "AIRFLOW__ORDER_PROVIDER__PRELOAD": "True"}
+    out = subprocess.run([sys.executable, "-m", "airflow_order_provider.pools"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Failed to import plugin" not in out.stdout + out.stderr
+    assert set(json.loads(out.stdout)) == {"order_payment", "order_inventory", "order_shipping", "order_notification"}
