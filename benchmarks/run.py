@@ -81,7 +81,7 @@ from urllib.parse import quote
 
 from order_services.testing import OrderServicesServer, new_key, start_order_services
 
-from benchmarks import cpu
+from benchmarks import cpu, slots
 from tests.integration.harness.client import AirflowClient
 from tests.integration.harness.common import REPO_ROOT, HarnessError, read_env_file, tail
 from tests.integration.harness.deployment import AirflowDeployment
@@ -91,6 +91,8 @@ from tests.integration.harness.processes import run_logged
 BENCH_DIR = Path(__file__).resolve().parent
 ORDER_DAG_FILE = REPO_ROOT / "dags" / "order_processing.py"
 NOOP_DAG_FILE = BENCH_DIR / "dags" / "order_shape_noop.py"
+LONG_TASK_DAG_FILE = BENCH_DIR / "dags" / "slot_long_task.py"
+LONG_TASK = "bench_long_task"
 DEPLOY_ENV_FILE = REPO_ROOT / "deploy" / "airflow-order.env"
 DOCS_DIR = REPO_ROOT / "docs"
 ORDER, NOOP = "order_processing", "order_shape_noop"
@@ -114,6 +116,10 @@ GOALS = {
 #: the profile: a deployment's real business times (the harness's 0.01 is for tests: a 36 s
 #: workflow timeout and 5 s step timeouts that a burst on a loaded machine would run into).
 BENCH_BASE_SETTINGS = {"AIRFLOW__ORDER_PROVIDER__TIME_SCALE": "1"}
+#: The supervisor's heartbeat interval, which also bounds how long a finished task can hold its
+#: slot (docs/slot-release.md); P2 also drains with Airflow's default beside the shipped value.
+HEARTBEAT_INTERVAL = "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"
+AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL = "5"
 
 
 def _load_rush():
@@ -168,6 +174,8 @@ class Settings:
     out_dir: Path | None = DOCS_DIR
     keep: bool = False
     warmup: int = 1
+    default_interval: bool = True
+    long_task_s: int = 60
     fail_on_goals: bool = False
     command: str = ""
 
@@ -192,6 +200,10 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--parse-processes", type=int, default=None, help="fresh processes per DAG file (P4); 7")
     parser.add_argument("--hook-calls", type=int, default=None, help="calls of each kind (P5); 200")
     parser.add_argument("--warmup", type=int, default=None, help="runs per DAG before measuring, not counted; 1")
+    parser.add_argument("--no-default-interval", action="store_true",
+                        help="P2: skip the extra bursts with Airflow's default [workers] min_heartbeat_interval")
+    parser.add_argument("--long-task", type=int, default=None,
+                        help="P2: seconds of a task run beside each order burst (heartbeat cost); 0 skips; 60")
     parser.add_argument("--only", default=None, help="comma-separated subset of P1,P2,P3,P4,P5")
     parser.add_argument("--pool-slots", type=int, default=None,
                         help="size the order_<service> pools to this many slots; 0 keeps the policy table's "
@@ -209,6 +221,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     if args.smoke:
         s.sequential, s.burst, s.parked, s.rounds, s.parse_processes, s.hook_calls = 1, 3, 3, 1, 2, 30
         s.parked_sequential = 1
+        s.long_task_s = 0
         s.smoke = True
     for name in ("sequential", "burst", "parked", "parked_sequential", "rounds", "parse_processes", "hook_calls",
                  "warmup"):
@@ -232,6 +245,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     elif s.smoke:
         s.out_dir = None  # a temp dir, made when the report is written
     s.keep = args.keep
+    s.default_interval = not args.no_default_interval
+    if args.long_task is not None:
+        if args.long_task < 0:
+            parser.error("--long-task must be 0 or more")
+        s.long_task_s = args.long_task
     s.pool_slots = args.pool_slots
     s.fail_on_goals = args.fail_on_goals
     s.command = " ".join(shlex.quote(a) for a in ["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
@@ -280,6 +298,8 @@ class Stack:
         # Copies, not links: the files as they are now, whatever is edited during the run.
         shutil.copy2(ORDER_DAG_FILE, self.dags_folder / ORDER_DAG_FILE.name)
         shutil.copy2(NOOP_DAG_FILE, self.dags_folder / NOOP_DAG_FILE.name)
+        if self.settings.long_task_s and "P2" in self.settings.only:
+            shutil.copy2(LONG_TASK_DAG_FILE, self.dags_folder / LONG_TASK_DAG_FILE.name)
         compile_bytecode([self.dags_folder, *BYTECODE_SOURCES])
 
         services_dir = self.home / "order-services"
@@ -309,7 +329,7 @@ class Stack:
         self.deployment.start()
         self.deployment.wait_ready()
         client = self.deployment.client
-        for dag_id in DAG_IDS:
+        for dag_id in DAG_IDS + ((LONG_TASK,) if self.settings.long_task_s and "P2" in self.settings.only else ()):
             client.wait_for_dag(dag_id, timeout=300)
             client.unpause(dag_id)
         slots = self.settings.pool_slots
@@ -610,8 +630,49 @@ class Bench:
         snap["harness"] = harness.user + harness.system
         return snap
 
-    def drain(self, dag_id: str, n: int, label: str) -> dict[str, Any]:
+    @property
+    def scheduler_log(self) -> Path:
+        return self.stack.deployment.logs_dir / "scheduler.log"
+
+    def task_instances(self, dag_id: str, prefix: str) -> list[dict]:
+        """Every task instance of the runs of ``dag_id`` whose id starts with ``prefix`` (pages of 100)."""
+        found: list[dict] = []
+        offset = 0
+        while True:
+            page = self.client.get(f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/~/taskInstances",
+                                   params={"run_id_prefix_pattern": prefix, "limit": 100, "offset": offset})
+            found += [ti for ti in page["task_instances"] if ti["dag_run_id"].startswith(prefix)]
+            offset += 100
+            if offset >= page["total_entries"] or not page["task_instances"]:
+                return found
+
+    def slot_holds(self, dag_id: str, prefix: str, scheduler_offset: int, api_offset: int,
+                   timeout: float = 20.0) -> dict[str, Any]:
+        """
+        How long each task of these runs held its executor slot beyond its own span
+        (:mod:`benchmarks.slots`). A supervisor logs ``Workload finished`` when it lets the slot go,
+        which can be after its run is final: wait up to ``timeout`` for every task's line.
+        """
+        ran = [ti for ti in self.task_instances(dag_id, prefix)
+               if ti.get("start_date") and ti.get("end_date") and ti.get("state") not in ("skipped", "upstream_failed")]
+        deadline = time.monotonic() + timeout
+        while True:
+            workloads = slots.workload_durations(self.scheduler_log, scheduler_offset)
+            missing = sum(1 for ti in ran if ti["id"] not in workloads)
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        summary = slots.summarize(ran, workloads, slots.heartbeat_calls(self.api_log, api_offset))
+        summary["tasks_without_workload_line"] = missing
+        return summary
+
+    def drain(self, dag_id: str, n: int, label: str, long_task_s: int = 0) -> dict[str, Any]:
         t0 = time.monotonic()
+        offsets = slots.log_offset(self.scheduler_log), slots.log_offset(self.api_log)
+        long_run = None
+        if long_task_s:
+            long_run, _ = self.new_run(LONG_TASK, f"{self.tag}-{label}-long")
+            self._thread_client().trigger(LONG_TASK, {"seconds": long_task_s}, run_id=long_run.run_id)
         cpu_before = self.cpu_snapshot()
         runs, prefix = self.burst(dag_id, n, label)
         triggered_s = time.monotonic() - t0
@@ -622,12 +683,28 @@ class Bench:
         first = min(r.queued_at for r in runs)
         last = max(r.end_date for r in runs)
         rate = n / (last - first) * 60.0
+        held = self.slot_holds(dag_id, prefix, *offsets)
         say(f"  {label}: {n} runs drained in {last - first:.1f}s = {rate:.1f} runs/min "
             f"(triggered in {triggered_s:.1f}s){' INVALID' if bad else ''}")
         say("    CPU s per run: " + ", ".join(f"{name} {value:.3f}" for name, value in cpu_per_run.items()))
-        return {"dag_id": dag_id, "n": n, "drain_s": last - first, "runs_per_min": rate,
-                "trigger_s": triggered_s, "invalid_runs": bad, "cpu_s_per_run": cpu_per_run,
-                "latencies_s": [r.latency for r in runs]}
+        say(f"    slots ({held['tasks']} tasks): supervisor's workload p50 {held['workload_p50_s']}s p95 "
+            f"{held['workload_p95_s']}s, {held['share_workloads_over_2s']} over 2s; task span p50 "
+            f"{held['span_p50_s']}s; held beyond the task p50 {held['hold_p50_s']}s p95 {held['hold_p95_s']}s; "
+            f"{held['heartbeats_per_task_s']} heartbeat calls per task-second")
+        result = {"dag_id": dag_id, "n": n, "drain_s": last - first, "runs_per_min": rate,
+                  "trigger_s": triggered_s, "invalid_runs": bad, "cpu_s_per_run": cpu_per_run,
+                  "api_server_cpu_share": round(spent.get("api-server", 0.0) / (last - first), 3),
+                  "slots": held, "latencies_s": [r.latency for r in runs]}
+        if long_run is not None:
+            self.wait_runs([long_run], long_run.run_id, timeout=long_task_s + 600, label=f"{label} long task")
+            long_held = self.slot_holds(LONG_TASK, long_run.run_id, *offsets)
+            result["long_task"] = {"seconds": long_task_s, "state": long_run.state, **long_held}
+            if long_run.state != "success":
+                self.problems.append(f"{label}: the {long_task_s}s task beside the burst ended {long_run.state!r}")
+                result["invalid_runs"] += 1
+            say(f"    the {long_task_s}s task beside it: {long_run.state}, span {long_held['span_p50_s']}s, "
+                f"slot {long_held['workload_p50_s']}s, {long_held['heartbeat_calls']} heartbeat calls")
+        return result
 
     # -- P1 and P2, in rounds --------------------------------------------------------------------
 
@@ -663,6 +740,37 @@ class Bench:
             say(f"P1: Execution API calls per run (median): order {calls[ORDER]}, no-op {calls[NOOP]}")
         if p2_rounds:
             self.results["P2"] = summarize_rounds(p2_rounds, "runs_per_min")
+            if s.default_interval:
+                self.results["P2"]["heartbeat_interval"] = self.heartbeat_interval_comparison()
+
+    def heartbeat_interval_comparison(self) -> dict[str, Any] | None:
+        """
+        P2 at Airflow's default ``[workers] min_heartbeat_interval`` beside the shipped value, in
+        this one invocation: the scheduler (whose LocalExecutor workers supervise the tasks) is
+        restarted with each value, and each DAG drains one burst (with the long task beside it,
+        when ``--long-task``); the rounds above keep the shipped value alone.
+        """
+        s = self.settings
+        shipped = self.stack.env_settings.get(HEARTBEAT_INTERVAL, AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL)
+        if shipped == AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL:
+            say("P2: the shipped settings keep Airflow's default heartbeat interval; no comparison")
+            return None
+        deployment = self.stack.deployment
+        assert deployment is not None
+        out: dict[str, Any] = {"shipped_value": shipped, "default_value": AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL}
+        for name, value in (("default", AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL), ("shipped", shipped)):
+            say(f"P2: bursts of {s.burst} per DAG with {HEARTBEAT_INTERVAL}={value} ({name}); scheduler restarted")
+            deployment.restart("scheduler", {HEARTBEAT_INTERVAL: value})
+            out[name] = {dag_id: self.drain(dag_id, s.burst, f"p2hb{value}-{'order' if dag_id == ORDER else 'noop'}",
+                                            long_task_s=s.long_task_s)
+                         for dag_id in DAG_IDS}
+        # The last restart left the scheduler with the shipped value, as the rest of the run expects.
+        out["speedup"] = {d: out["shipped"][d]["runs_per_min"] / out["default"][d]["runs_per_min"] for d in DAG_IDS}
+        out["invalid_runs"] = sum(out[k][d]["invalid_runs"] for k in ("default", "shipped") for d in DAG_IDS)
+        say("P2: shipped vs Airflow's default interval: " + ", ".join(
+            f"{d} {out['shipped'][d]['runs_per_min']:.1f} vs {out['default'][d]['runs_per_min']:.1f} runs/min "
+            f"(x{out['speedup'][d]:.2f})" for d in DAG_IDS))
+        return out
 
     # -- P3: parked orders -----------------------------------------------------------------------
 
@@ -1014,7 +1122,13 @@ def chart(results: dict[str, Any], path: Path, title: str, rows: list[list[str]]
     ax = axes[1]
     heading(ax, "P2", "burst: drain rate")
     if "P2" in results:
-        rounds = results["P2"]["rounds"]
+        rounds = list(results["P2"]["rounds"])
+        labels = [f"round {i + 1}\n{rd[ORDER]['n']} runs" for i, rd in enumerate(rounds)]
+        hb = results["P2"].get("heartbeat_interval")
+        if hb:
+            for name in ("default", "shipped"):
+                rounds.append(hb[name])
+                labels.append(f"interval {hb[f'{name}_value']} s\n({name})")
         width = 0.38
         for j, d in enumerate(DAG_IDS):
             xs = [i + (j - 0.5) * width for i in range(len(rounds))]
@@ -1022,8 +1136,7 @@ def chart(results: dict[str, Any], path: Path, title: str, rows: list[list[str]]
             ax.bar(xs, values, width, label=d, color=colors[d])
             for x, v in zip(xs, values, strict=True):
                 ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(rounds)),
-                      [f"round {i + 1}\n{rd[ORDER]['n']} runs" for i, rd in enumerate(rounds)], fontsize=9)
+        ax.set_xticks(range(len(rounds)), labels, fontsize=8)
         ax.set_ylabel("runs per minute (N / (last end - first queued))")
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(axis="y", alpha=0.3)
@@ -1072,6 +1185,49 @@ def chart(results: dict[str, Any], path: Path, title: str, rows: list[list[str]]
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def p2_slot_lines(r2: dict[str, Any]) -> list[str]:
+    """The report's lines on how long an executor slot stays busy after its task (issue 24)."""
+    rows = []
+    for rd_index, rd in enumerate(r2["rounds"]):
+        rows += [(f"round {rd_index + 1}, shipped settings", d, rd[d]) for d in DAG_IDS if rd[d].get("slots")]
+    hb = r2.get("heartbeat_interval")
+    if hb:
+        for name in ("default", "shipped"):
+            rows += [(f"`min_heartbeat_interval={hb[f'{name}_value']}` ({name})", d, hb[name][d]) for d in DAG_IDS]
+    if not rows:
+        return []
+    lines = [
+        "P2 detail, executor slots: the supervisor's `Workload finished` duration (when it lets the slot go) "
+        "against the task's own span (`start_date` to `end_date`), over every task of the burst that ran once "
+        "on a worker; `held` is the difference (process start, and the wait for the task process's exit after "
+        "it reported its state: docs/slot-release.md).",
+        "",
+        "| burst | DAG | runs/min | workload p50 / p95 | over 2 s | task span p50 / p95 | held p50 / p95 "
+        "| heartbeats per task-s | API server CPU share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for what, d, r in rows:
+        sl = r["slots"]
+        lines.append(f"| {what} | {d} | {r['runs_per_min']:.1f} | {sl['workload_p50_s']} / {sl['workload_p95_s']} s "
+                     f"| {sl['share_workloads_over_2s']:.0%} | {sl['span_p50_s']} / {sl['span_p95_s']} s "
+                     f"| {sl['hold_p50_s']} / {sl['hold_p95_s']} s | {sl['heartbeats_per_task_s']} "
+                     f"| {r.get('api_server_cpu_share', 0):.2f} |" if sl["tasks"] else
+                     f"| {what} | {d} | {r['runs_per_min']:.1f} | - | - | - | - | - | - |")
+    lines.append("")
+    if hb:
+        lines.append("Shipped interval against Airflow's default, runs/min: " + ", ".join(
+            f"{d} {hb['shipped'][d]['runs_per_min']:.1f} vs {hb['default'][d]['runs_per_min']:.1f} "
+            f"(x{hb['speedup'][d]:.2f})" for d in DAG_IDS) + ".")
+        longs = [(name, d, hb[name][d]["long_task"]) for name in ("default", "shipped") for d in DAG_IDS
+                 if hb[name][d].get("long_task")]
+        if longs:
+            lines.append("A task of " + str(longs[0][2]["seconds"]) + " s beside each of these bursts: " + "; ".join(
+                f"{name} interval, beside {d}: {lt['state']}, span {lt['span_p50_s']} s, slot {lt['workload_p50_s']} s, "
+                f"{lt['heartbeat_calls']} heartbeat calls ({lt['heartbeats_per_task_s']}/s)" for name, d, lt in longs) + ".")
+        lines.append("")
+    return lines
 
 
 def write_report(settings: Settings, results: dict[str, Any], meta: dict[str, Any], problems: list[str]) -> dict:
@@ -1143,6 +1299,8 @@ def write_report(settings: Settings, results: dict[str, Any], meta: dict[str, An
                   for part in parts],
                 "",
             ]
+    if "P2" in results:
+        lines += p2_slot_lines(results["P2"])
     if "P3" in results:
         r3 = results["P3"]
         before = r3["slots_before"]
@@ -1214,6 +1372,10 @@ def main(argv: list[str] | None = None) -> int:
     say(f"{settings.command}: measuring {','.join(settings.only)}; load average {meta['loadavg_before']}")
     stack = Stack(settings)
     bench = Bench(settings, stack)
+    # The Airflow home whose logs (the scheduler's `Workload finished` lines) the figures come from;
+    # it is deleted at the end unless --keep.
+    meta["airflow_home"] = str(stack.home / "airflow")
+    meta["airflow_home_kept"] = settings.keep
     failed, interrupted = True, False
     try:
         stack.up()

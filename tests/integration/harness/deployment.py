@@ -8,6 +8,7 @@ import secrets
 import sys
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,34 @@ class AirflowDeployment:
                 name, self.airflow_argv(*args), self.logs_dir / f"{name}.log", env, cwd=self.home
             ).start()
         self.timings["started_at"] = time.monotonic()
+
+    def restart(self, name: str, extra_env: Mapping[str, str] | None = None, timeout: float = 240.0) -> None:
+        """
+        Stop one component's process group and start it again, with ``extra_env`` on top of the
+        deployment's environment (e.g. another ``[workers]`` setting for the scheduler, whose
+        LocalExecutor workers supervise the tasks), then wait until every component is healthy.
+        """
+        self.processes[name].stop(timeout=30)
+        env = {**self.environment(), **(extra_env or {})}
+        restarted_at = datetime.now(timezone.utc)
+        self.processes[name] = ManagedProcess(
+            name, self.airflow_argv(*COMPONENTS[name]), self.logs_dir / f"{name}.log", env, cwd=self.home
+        ).start()
+        self.wait_ready(timeout=timeout)
+        part = name.replace("-", "_")
+        if part not in ("scheduler", "triggerer", "dag_processor"):
+            return
+        # The health answer stays "healthy" on the stopped process's last heartbeat for a while:
+        # wait for one of the new process's.
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_processes()
+            beat = (self.client.health().get(part) or {}).get(f"latest_{part}_heartbeat")
+            if beat and datetime.fromisoformat(beat.replace("Z", "+00:00")) > restarted_at:
+                return
+            if time.monotonic() > deadline:
+                raise HarnessError(f"airflow {name} restarted but sent no heartbeat in {timeout:.0f}s")
+            time.sleep(0.5)
 
     def check_processes(self) -> None:
         for name, proc in self.processes.items():
