@@ -309,6 +309,13 @@ def pool_specs() -> dict[str, dict[str, Any]]:
         }
     return specs
 
+#: Retries of a wait for a person (the approval): only for a try failed from outside, never for an
+#: answer. Airflow 3.3.2's scheduler can fail a task resumed by a Required Actions answer that came
+#: within a moment of the request ("finished with state success, but the task instance's state
+#: attribute is queued"); the answer stays recorded on the task instance, and the retry acts on it
+#: instead of asking again. Rejections and cancels are never retried (AirflowFailException).
+REQUIRED_ACTION_RETRY_DEFAULTS: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=1)}
+
 #: Request timeout of one HTTP call, unless the connection's ``timeout`` field says otherwise.
 DEFAULT_REQUEST_TIMEOUT = 10.0
 

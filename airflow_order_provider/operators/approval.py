@@ -11,7 +11,8 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow_order_provider.exceptions import OrderCancelledError, OrderRejectedError
 from airflow_order_provider.operators.base import OrderSagaTask
 from airflow_order_provider.operators.notification import format_amount
-from airflow_order_provider.policies import order_times
+from airflow_order_provider.policies import REQUIRED_ACTION_RETRY_DEFAULTS, order_times, with_policy_defaults
+from airflow_order_provider.required_actions import recorded_answer
 from airflow_order_provider.saga.failure import StepFailure
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class ApproveOrderOperator(OrderSagaTask, HITLOperator):
             defaults=[REJECT],
             multiple=False,
             response_timeout=response_timeout,
-            **kwargs,
+            **with_policy_defaults(kwargs, REQUIRED_ACTION_RETRY_DEFAULTS),
         )
         self.order = order
         self.saga_init(saga, None)
@@ -100,6 +101,13 @@ class ApproveOrderOperator(OrderSagaTask, HITLOperator):
 
     def execute(self, context: Context) -> Any:
         self.prepare(context)
+        answered = recorded_answer(context)
+        if answered is not None:
+            # An earlier try was answered, then failed from outside before it could act on the
+            # answer (REQUIRED_ACTION_RETRY_DEFAULTS): act on it now; asking again would drop it.
+            self.log.warning("Order %s: acting on the answer given to an earlier try: %s",
+                             self.order_id, answered["chosen_options"])
+            return self.execute_complete(context, answered)
         self.subject, self.body = approval_request(dict(self.order))
         context["ti"].xcom_push(key=_ASKED_AT_KEY, value=datetime.now(timezone.utc).isoformat())
         self.log.info("Order %s waits for approval for up to %s", self.order_id, self.response_timeout)
