@@ -109,6 +109,27 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "True",
                         "default": "False",
                     },
+                    "nudge_runs": {
+                        "description": (
+                            "Let the scheduler examine a run on its next loop when one of its tasks reports "
+                            "a new state, instead of after every other open run. Airflow's scheduler takes "
+                            "at most [scheduler] max_dagruns_per_loop_to_schedule running runs per loop, "
+                            "least recently examined first, and a finished task does not touch its run: "
+                            "with many runs open (orders waiting for approval or the carrier) every step of "
+                            "every run waits for the round robin. With this on, the provider's plugin adds "
+                            "a middleware to the API server that, after each successful task state report "
+                            "of the Execution API (PATCH /execution/task-instances/{id}/state and "
+                            "/skip-downstream), sets that run's last_scheduling_decision to NULL, as "
+                            "Airflow does for a new or cleared run, so that the scheduler takes it first. "
+                            "It serves every DAG of the deployment, changes only the order in which runs "
+                            "are examined, and is safe with several schedulers (runs are still taken with "
+                            "row locks). Read by the API server at start."
+                        ),
+                        "version_added": "0.2.0",
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "True",
+                    },
                     "policy_overrides": {
                         "description": (
                             "JSON object that changes rows of the retry policy table for this "

@@ -41,6 +41,29 @@ class _OrderApiApps:
         return self._apps
 
 
+class _RootMiddlewares:
+    """
+    ``fastapi_root_middlewares`` of the plugin, read by the API server once: the ``/orders`` path,
+    the Required Actions answers kept for a retry, and (``[order_provider] nudge_runs``) the
+    nudge of a run whose task reported a new state (:mod:`airflow_order_provider.nudge`).
+    """
+
+    def __get__(self, instance: Any, owner: type | None = None) -> list[dict[str, Any]]:
+        from airflow_order_provider import nudge
+        from airflow_order_provider.required_actions import RecordRequiredActionAnswers
+
+        middlewares = [
+            # Lets ``POST /orders`` and ``GET /orders?...`` (no trailing slash) reach the mounted app.
+            {"middleware": OrdersPathMiddleware, "args": [], "kwargs": {}, "name": "Order API path"},
+            {"middleware": RecordRequiredActionAnswers, "args": [], "kwargs": {}, "name": "Required Actions answers"},
+        ]
+        if nudge.enabled():
+            middlewares.append(
+                {"middleware": nudge.NudgeRunsMiddleware, "args": [], "kwargs": {}, "name": "Nudge runs"}
+            )
+        return middlewares
+
+
 class OrderProviderPlugin(AirflowPlugin):
     """
     Registers the order's deadline reference (see :mod:`airflow_order_provider.deadlines`), its
@@ -53,10 +76,7 @@ class OrderProviderPlugin(AirflowPlugin):
     deadline_references = [OrderPlacedAt]
     priority_weight_strategies = [OrderPriorityStrategy]
     fastapi_apps = _OrderApiApps()
-    # Lets ``POST /orders`` and ``GET /orders?...`` (no trailing slash) reach the mounted app.
-    fastapi_root_middlewares = [
-        {"middleware": OrdersPathMiddleware, "args": [], "kwargs": {}, "name": "Order API path"}
-    ]
+    fastapi_root_middlewares = _RootMiddlewares()
     # A nav entry: the UI shows the page (served by the order API) in a frame at /plugin/orders.
     # The href is relative, so that it resolves under the UI's base URL.
     external_views = [

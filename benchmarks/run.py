@@ -121,6 +121,21 @@ BENCH_BASE_SETTINGS = {"AIRFLOW__ORDER_PROVIDER__TIME_SCALE": "1"}
 HEARTBEAT_INTERVAL = "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"
 AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL = "5"
 
+#: P3's variants, measured one after the other with the same orders parked: each restarts the
+#: components it changes (the API server reads [order_provider] nudge_runs at start, the scheduler
+#: its loop settings) on top of the run's settings; "shipped" is the run's settings as they are.
+NUDGE_RUNS = "AIRFLOW__ORDER_PROVIDER__NUDGE_RUNS"
+P3_VARIANTS: dict[str, dict[str, dict[str, str]]] = {
+    "shipped": {},
+    "no-nudge": {"api-server": {NUDGE_RUNS: "False"}},
+    "batch4-idle0.1": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "4",
+                                     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1"}},
+    "no-nudge-batch4-idle0.1": {"api-server": {NUDGE_RUNS: "False"},
+                                "scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "4",
+                                              "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1"}},
+    "batch512": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "512"}},
+}
+
 
 def _load_rush():
     """scripts/rush.py (not a package): its valid order and the ledger a happy order leaves."""
@@ -175,6 +190,7 @@ class Settings:
     keep: bool = False
     warmup: int = 1
     default_interval: bool = True
+    p3_variants: tuple[str, ...] = ("shipped", "no-nudge")
     long_task_s: int = 60
     fail_on_goals: bool = False
     command: str = ""
@@ -204,6 +220,9 @@ def parse_args(argv: list[str] | None) -> Settings:
                         help="P2: skip the extra bursts with Airflow's default [workers] min_heartbeat_interval")
     parser.add_argument("--long-task", type=int, default=None,
                         help="P2: seconds of a task run beside each order burst (heartbeat cost); 0 skips; 60")
+    parser.add_argument("--p3-variants", default=None,
+                        help=f"P3: comma-separated settings to measure with the same orders parked, of "
+                             f"{','.join(P3_VARIANTS)}; shipped,no-nudge")
     parser.add_argument("--only", default=None, help="comma-separated subset of P1,P2,P3,P4,P5")
     parser.add_argument("--pool-slots", type=int, default=None,
                         help="size the order_<service> pools to this many slots; 0 keeps the policy table's "
@@ -211,7 +230,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--profile", type=Path, default=None,
                         help="env file of Airflow settings loaded on top of deploy/airflow-order.env")
     parser.add_argument("--smoke", action="store_true",
-                        help="K=1 N=3 M=3, one round, fewer parses and calls; writes to a temp dir (CI)")
+                        help="K=1 N=3 M=30, one round, fewer parses and calls; writes to a temp dir (CI)")
     parser.add_argument("--out-dir", type=Path, default=None, help="where to write the report (default docs/)")
     parser.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME (logs) afterwards")
     parser.add_argument("--fail-on-goals", action="store_true", help="exit 2 when a goal is missed")
@@ -219,7 +238,8 @@ def parse_args(argv: list[str] | None) -> Settings:
 
     s = Settings()
     if args.smoke:
-        s.sequential, s.burst, s.parked, s.rounds, s.parse_processes, s.hook_calls = 1, 3, 3, 1, 2, 30
+        # P3 with 30 parked: enough open runs to exceed the scheduler's batch of 20 per loop.
+        s.sequential, s.burst, s.parked, s.rounds, s.parse_processes, s.hook_calls = 1, 3, 30, 1, 2, 30
         s.parked_sequential = 1
         s.long_task_s = 0
         s.smoke = True
@@ -246,6 +266,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         s.out_dir = None  # a temp dir, made when the report is written
     s.keep = args.keep
     s.default_interval = not args.no_default_interval
+    if args.p3_variants:
+        wanted = tuple(v.strip() for v in args.p3_variants.split(",") if v.strip())
+        unknown = [v for v in wanted if v not in P3_VARIANTS]
+        if unknown:
+            parser.error(f"--p3-variants: unknown {unknown}; choose from {','.join(P3_VARIANTS)}")
+        s.p3_variants = wanted
     if args.long_task is not None:
         if args.long_task < 0:
             parser.error("--long-task must be 0 or more")
@@ -875,6 +901,37 @@ class Bench:
         say(f"P3: order latency {with_parked:.2f}s with {waiting} parked vs {baseline:.2f}s without "
             f"(x{with_parked / baseline:.2f}); no-op {with_parked_noop:.2f}s vs {baseline_noop:.2f}s; "
             f"{after['parked_waiting']} still parked")
+        self.results["P3"]["variants"] = self.p3_variants(waiting, baseline, baseline_noop)
+
+    def p3_variants(self, parked: int, baseline: float, baseline_noop: float) -> dict[str, Any]:
+        """
+        The same sequential runs under each of ``--p3-variants`` other than the shipped settings
+        (measured above), with the same orders parked; ratios against P1's (or P3's own) baseline
+        taken with the shipped settings. The components each variant changes are restarted with
+        its settings, and back with the run's own afterwards.
+        """
+        s = self.settings
+        deployment = self.stack.deployment
+        assert deployment is not None
+        out: dict[str, Any] = {}
+        for name in s.p3_variants:
+            if name == "shipped":
+                continue
+            changes = P3_VARIANTS[name]
+            say(f"P3 variant {name}: restarting {', '.join(changes)} with {changes}")
+            for component, env in changes.items():
+                deployment.restart(component, env)
+            seq = self.sequential(s.parked_sequential, f"p3-{name}")
+            order, noop = median(r.latency for r in seq[ORDER]), median(r.latency for r in seq[NOOP])
+            out[name] = {"settings": changes, ORDER: order, NOOP: noop, "ratio": order / baseline,
+                         "noop_ratio": noop / baseline_noop,
+                         "latencies_s": {d: [r.latency for r in rs] for d, rs in seq.items()},
+                         "invalid_runs": sum(1 for d in DAG_IDS for r in seq[d] if r.problem)}
+            say(f"P3 variant {name}: order {order:.2f}s (x{order / baseline:.2f}), no-op {noop:.2f}s "
+                f"(x{noop / baseline_noop:.2f}) with {parked} parked")
+            for component in changes:
+                deployment.restart(component)
+        return out
 
     # -- P4: parse time --------------------------------------------------------------------------
 
@@ -1301,6 +1358,20 @@ def write_report(settings: Settings, results: dict[str, Any], meta: dict[str, An
             ]
     if "P2" in results:
         lines += p2_slot_lines(results["P2"])
+    if "P3" in results and results["P3"].get("variants"):
+        r3 = results["P3"]
+        lines += [
+            f"P3 variants, with the same {r3['parked']} orders parked (sequential runs; ratios against the "
+            "shipped settings' latency with none parked):",
+            "",
+            "| settings | order | no-op |",
+            "|---|---|---|",
+            f"| shipped | {r3[ORDER]:.2f} s (x{r3['ratio']:.2f}) | {r3['noop_with_parked_s']:.2f} s "
+            f"(x{r3['noop_ratio']:.2f}) |",
+            *[f"| {name}: {v['settings']} | {v[ORDER]:.2f} s (x{v['ratio']:.2f}) | {v[NOOP]:.2f} s "
+              f"(x{v['noop_ratio']:.2f}) |" for name, v in r3["variants"].items()],
+            "",
+        ]
     if "P3" in results:
         r3 = results["P3"]
         before = r3["slots_before"]

@@ -257,4 +257,13 @@ class CompleteOrderOperator(OrderSagaTask, BaseOperator):
         if not confirmation:
             self.log.warning("Order %s completed, but its confirmation email was not sent", self.order_id)
         self.log.info("Order %s completed: %s", self.order_id, result)
-        return result
+        if self.saga is None:
+            return result
+        # Nothing of the rollback will run: say so now, as one call of this task, instead of
+        # leaving the scheduler to skip the planner, each compensation and the cancelled record by
+        # their trigger rules one examination of the run at a time (each waits its turn among
+        # every open run: many orders waiting for approval make that seconds per link).
+        from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+        context["ti"].xcom_push(key="return_value", value=result)
+        raise DownstreamTasksSkipped(tasks=list(self.saga.rollback_path))

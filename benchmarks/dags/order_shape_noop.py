@@ -5,7 +5,7 @@ Same 14 task ids, upstreams and trigger rules as ``dags/order_processing.py``, `
 every task is a PythonOperator that returns at once, so each one goes through the scheduler, the
 executor and a worker exactly like an order task (EmptyOperator would never reach a worker).
 ``check_order_value`` branches to ``reserve_inventory``: the happy path, skipping ``approve_order``;
-``plan_compensation`` and what follows it are skipped by their trigger rules, as in a happy order.
+``complete_order`` skips ``plan_compensation`` and what follows it, as the order DAG's does.
 
 It imports Airflow only, never ``airflow_order_provider``, so that its parse time is Airflow's own
 (benchmark P4). ``tests/unit/test_benchmark_shape.py`` checks that it keeps the order DAG's shape.
@@ -25,6 +25,16 @@ def _noop() -> None:
 
 def _happy_path() -> str:
     return "reserve_inventory"
+
+
+#: What the order DAG's complete_order skips when the order completes (the saga's rollback path).
+_ROLLBACK = ["plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order"]
+
+
+def _complete() -> None:
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    raise DownstreamTasksSkipped(tasks=_ROLLBACK)
 
 
 with DAG(
@@ -47,7 +57,9 @@ with DAG(
     schedule_shipment = noop("schedule_shipment")
     wait_for_dispatch = noop("wait_for_dispatch")
     send_confirmation = noop("send_confirmation")
-    complete_order = noop("complete_order", TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    # Skips the rollback itself, as the order's complete_order does.
+    complete_order = PythonOperator(task_id="complete_order", python_callable=_complete,
+                                    trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     plan_compensation = noop("plan_compensation", TriggerRule.ONE_FAILED)
     cancel_shipment = noop("cancel_shipment")
     release_inventory = noop("release_inventory", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)

@@ -1,6 +1,6 @@
 """
 The benchmark harness works: ``python -m benchmarks.run --smoke`` brings up the services and an
-Airflow, measures P1 to P5 with tiny numbers (K=1, N=3, M=3, one round), prints the table, writes
+Airflow, measures P1 to P5 with small numbers (K=1, N=3, M=30 parked, one round), prints the table, writes
 the report (to a temp dir, not docs/) and tears everything down. It checks that the harness runs,
 not the figures.
 
@@ -46,3 +46,12 @@ def test_the_smoke_benchmark_runs_and_prints_p1_to_p5(tmp_path):
     assert set(report["results"]) == {"P1", "P2", "P3", "P4", "P5"}
     assert report["problems"] == []
     assert report["results"]["P3"]["parked_running_tis"] == 0
+    assert report["results"]["P3"]["parked"] == report["results"]["P3"]["m"]
+    assert set(report["results"]["P3"]["variants"]) == {"no-nudge"}  # beside the shipped settings
+    # P2 at Airflow's default heartbeat interval beside the shipped one, with each slot's hold.
+    interval = report["results"]["P2"]["heartbeat_interval"]
+    assert (interval["default_value"], interval["shipped_value"]) == ("5", "1")
+    for setting in ("default", "shipped"):
+        for dag_id in ("order_processing", "order_shape_noop"):
+            assert interval[setting][dag_id]["slots"]["tasks"] > 0
+    assert report["meta"]["airflow_home"]

@@ -79,3 +79,12 @@ def test_the_noop_dag_imports_airflow_only():
     assert not {name for name in imported if name.split(".")[0] == "airflow_order_provider"}, imported
     allowed_roots = {"__future__", "airflow", "pendulum"}
     assert {name.split(".")[0] for name in imported} <= allowed_roots, imported
+
+
+def test_the_noop_dag_skips_the_rollback_the_order_dag_skips_on_completion():
+    from airflow_order_provider.order_saga import ORDER_SAGA
+
+    spec = importlib.util.spec_from_file_location("bench_shape_noop_rollback", NOOP_DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert sorted(module._ROLLBACK) == sorted(ORDER_SAGA.rollback_path)

@@ -104,8 +104,11 @@ class AirflowClient:
             time.sleep(poll)
 
     def unpause(self, dag_id: str) -> dict:
+        return self.set_paused(dag_id, False)
+
+    def set_paused(self, dag_id: str, paused: bool) -> dict:
         return self.request(
-            "PATCH", f"/api/v2/dags/{self._q(dag_id)}", json={"is_paused": False}, expected=(200,)
+            "PATCH", f"/api/v2/dags/{self._q(dag_id)}", json={"is_paused": paused}, expected=(200,)
         ).json()
 
     # -- DAG runs -------------------------------------------------------------------------------
