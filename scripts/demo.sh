@@ -148,7 +148,7 @@ wait_http() {  # wait_http URL SECONDS NAME
 echo "Starting the reference order services on $SERVICES_URL (log: .demo/logs/order-services.log)"
 start_group order-services "$DEMO_DIR/logs/order-services.log" \
     "$VENV_BIN/order-services" serve --host 127.0.0.1 --port "$ORDER_SERVICES_PORT" \
-    --db "$DEMO_DIR/order-services.db" --api-key "$API_KEY"
+    --db "$DEMO_DIR/order-services.db" --api-key="$API_KEY"
 wait_http "$SERVICES_URL/health" 60 "order-services"
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

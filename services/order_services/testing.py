@@ -226,7 +226,7 @@ class OrderServicesServer:
         env.pop(API_KEY_ENV, None)
         args = list(self.args)
         if self.api_key and self.api_key_in_argv:
-            args += ["--api-key", self.api_key]
+            args.append(f"--api-key={self.api_key}")  # a value may start with "-"
         elif self.api_key:
             env[API_KEY_ENV] = self.api_key  # via the environment: the key does not show in argv
         log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL

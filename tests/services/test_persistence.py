@@ -34,3 +34,12 @@ def test_data_survives_a_restart(server_factory, tmp_path):
     # The key was given as --api-key: it works, and it never appears in the logs.
     assert server.get_response("/audit/x", headers={"Authorization": "Bearer other"}).status_code == 401
     assert "restart-key" not in server.log_text()
+
+
+def test_a_generated_key_that_starts_with_a_dash_reaches_the_server(server_factory, tmp_path):
+    # secrets.token_urlsafe starts a value with "-" about once in 64: "--api-key -wBk..." read it
+    # as an option and the server did not start.
+    key = "-" + new_key()
+    server = server_factory(db=tmp_path / "dash.db", api_key=key, api_key_in_argv=True)
+    assert server.get_response("/audit/x", headers={"Authorization": f"Bearer {key}"}).status_code != 401
+    assert server.get_response("/audit/x", headers={"Authorization": "Bearer other"}).status_code == 401
