@@ -22,7 +22,8 @@ FORWARD = [
     "validate_order", "process_payment", "check_order_value", "approve_order", "reserve_inventory",
     "schedule_shipment", "wait_for_dispatch", "send_confirmation",
 ]
-COMPENSATION = ["plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order"]
+COMPENSATION = ["plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order",
+                "roll_forward_order"]
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +65,16 @@ def test_dag_shape(dag):
     assert dag.get_task("plan_compensation").upstream_task_ids == {
         "process_payment", "approve_order", "reserve_inventory", "schedule_shipment", "wait_for_dispatch"}
     assert dag.get_task("plan_compensation").trigger_rule == "one_failed"
-    # reverse order: cancel shipment, then release, then refund
+    # the step table's rule: refund and release wait for the shipment's cancel, not for each other
+    assert dag.get_task("cancel_shipment").upstream_task_ids == {"plan_compensation"}
     assert dag.get_task("release_inventory").upstream_task_ids == {"plan_compensation", "cancel_shipment"}
-    assert dag.get_task("refund_payment").upstream_task_ids == {"plan_compensation", "release_inventory"}
+    assert dag.get_task("refund_payment").upstream_task_ids == {"plan_compensation", "cancel_shipment"}
+    assert dag.get_task("cancel_order").upstream_task_ids == {
+        "plan_compensation", "cancel_shipment", "release_inventory", "refund_payment"}
+    assert {dag.get_task(t).trigger_rule for t in ("release_inventory", "refund_payment", "cancel_order")} == {
+        "none_failed_min_one_success"}
+    # past the carrier's pickup the order rolls forward, only from the shipment's cancel
+    assert dag.get_task("roll_forward_order").upstream_task_ids == {"cancel_shipment"}
     assert dag.get_task("complete_order").upstream_task_ids == {"wait_for_dispatch", "send_confirmation"}
     assert dag.get_task("reserve_inventory").upstream_task_ids == {"check_order_value", "approve_order"}
     assert dag.dagrun_timeout is not None
