@@ -15,10 +15,17 @@ the real policies faster (``AIRFLOW__ORDER_PROVIDER__TIME_SCALE=0.01``).
   with no answer within ``decision_timeout`` it compensates;
 * ``fail`` -- no compensation; the run fails and operations are alerted.
 
+Each service also has a compensation row (refund, release, cancel shipment; :func:`_patient`):
+a few quick tries, then tries deferred to the triggerer (no worker, no pool slot) with a capped
+back-off for the service's ``horizon`` (hours), before the undo asks for a person.
+
 A deployment changes any row without touching code, through ``[order_provider] policy_overrides``,
 a JSON object keyed by service; intervals and timeouts are in seconds::
 
     AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES='{"payment": {"attempts": 5, "on_retries_exhausted": "pause"}}'
+
+and a compensation row under ``"<service>.compensation"`` (``horizon``, ``wait_interval``,
+``max_wait_interval`` besides the others), as tests do to wait seconds instead of hours.
 """
 
 from __future__ import annotations

@@ -73,8 +73,11 @@ MISCONFIGURED = (ServiceAuthenticationError, ServiceValidationError, Idempotency
 #: XCom key of a compensation's wait: ``{"state": "waiting"|"manual", "since", "calls", "last_error",
 #: "next_try_at", "gives_up_at"}``.
 UNDO_KEY = "compensation"
-#: A deferred wait is never shorter: a deferral costs seconds of scheduling.
-MIN_WAIT = timedelta(seconds=1)
+#: A deferred wait is never shorter (not scaled: the costs are Airflow's, in wall-clock time). A
+#: trigger that fires before the scheduler has processed the deferring try's exit (the supervisor's
+#: late exit, up to 5 s, plus a scheduler loop) meets an Airflow 3.3.2 race in which the resumed task
+#: is killed ("Server indicated the task shouldn't be running anymore"); seen with 1 s waits.
+MIN_WAIT = timedelta(seconds=10)
 #: Failures after which the call may have been carried out although no proven answer came back.
 AMBIGUOUS = (ServiceTimeoutError, ServiceUnavailableError, AirflowTaskTimeout, IdempotencyKeyReusedError)
 

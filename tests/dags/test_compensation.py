@@ -4,8 +4,9 @@ shop's goods (issue 19). Real runs of the order DAG through ``dag.test()`` again
 services, asserting their ledger.
 
 The DAG is parsed with this deployment's policy overrides, as a deployment shortens them: every
-undo keeps trying for 600 s x time_scale 0.01 = 6 s after its quick tries, waiting 1 s, then 2 s
-between calls (the shipped table says hours). ``dag.test()`` runs the triggerer's wait in line.
+undo keeps trying for 2500 s x time_scale 0.01 = 25 s after its quick tries, waiting between calls
+the provider's floor of 10 s (the shipped table says hours). ``dag.test()`` runs the triggerer's
+wait in line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 #: What a deployment would put in [order_provider] policy_overrides to shorten the waits.
 SHORT_HORIZONS = {
-    f"{service}.compensation": {"horizon": 600, "wait_interval": 100, "max_wait_interval": 200}
+    f"{service}.compensation": {"horizon": 2500, "wait_interval": 100, "max_wait_interval": 200}
     for service in ("payment", "inventory", "shipping")
 }
 
@@ -44,7 +45,7 @@ def patient_dag():
         assert bag.import_errors == {}
         dag = bag.dags["order_processing"]
     dag.deadline = None  # dag.test() of Airflow 3.3.2 cannot finish a run with a DeadlineAlert
-    assert dag.get_task("release_inventory").policy.horizon.total_seconds() == 600
+    assert dag.get_task("release_inventory").policy.horizon.total_seconds() == 2500
     return dag
 
 
