@@ -398,4 +398,5 @@ class ChaosRun:
                                      and (h.get("try_number") or 0) >= 1), default=None),
             address_changed_at=change.get("changed_at") if change else None,
             failed_step=next((t for t in FORWARD_TASKS if (info.get("task_states") or {}).get(t) == "failed"), None),
+            rolled_forward=bool(info.get("rolled_forward")),
         )

@@ -59,6 +59,8 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
         f"  outcomes      {', '.join(f'{name} {outcomes.get(name, 0)}' for name in OUTCOMES)}",
         f"  failed at     {', '.join(f'{step} {n}' for step, n in failed_at.most_common()) or 'nowhere'}",
         f"  alerted       {sum(1 for v in verdicts.values() if v.alerts)} order(s) with a manual-intervention alert",
+        f"  rolled fwd    {sum(1 for e in evidence.values() if e.rolled_forward)} order(s) completed past the "
+        "carrier's pickup instead of undone",
         f"  faults drawn  {len(record.faults)} configurations: "
         + ", ".join(f"{s} {phases[(s, 'before')]}b/{phases[(s, 'after')]}a" for s in SERVICES)
         + f"; error rates {min(f.error_rate for f in record.faults):.2f}-{max(f.error_rate for f in record.faults):.2f}",

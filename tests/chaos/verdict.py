@@ -71,6 +71,8 @@ class Evidence:
     address_changed_at: str | None = None
     #: The first forward step that failed (from the order API's task states), for the summary.
     failed_step: str | None = None
+    #: The order was finished instead of undone (its shipment was past the point of no return).
+    rolled_forward: bool = False
 
     @property
     def order_id(self) -> str:
