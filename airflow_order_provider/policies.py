@@ -15,10 +15,17 @@ the real policies faster (``AIRFLOW__ORDER_PROVIDER__TIME_SCALE=0.01``).
   with no answer within ``decision_timeout`` it compensates;
 * ``fail`` -- no compensation; the run fails and operations are alerted.
 
+Each service also has a compensation row (refund, release, cancel shipment; :func:`_patient`):
+a few quick tries, then tries deferred to the triggerer (no worker, no pool slot) with a capped
+back-off for the service's ``horizon`` (hours), before the undo asks for a person.
+
 A deployment changes any row without touching code, through ``[order_provider] policy_overrides``,
 a JSON object keyed by service; intervals and timeouts are in seconds::
 
     AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES='{"payment": {"attempts": 5, "on_retries_exhausted": "pause"}}'
+
+and a compensation row under ``"<service>.compensation"`` (``horizon``, ``wait_interval``,
+``max_wait_interval`` besides the others), as tests do to wait seconds instead of hours.
 """
 
 from __future__ import annotations
@@ -95,6 +102,12 @@ class ServicePolicy:
     #: Slots of that pool: how many of the service's calls run at once (the seed's minimum
     #: instances of the service's workers).
     pool_slots: int = 1
+    #: Compensation rows only: how long an undo keeps trying after its quick tries, waiting deferred
+    #: between tries (no worker slot, no pool slot), before it is a manual item. Zero: no waiting.
+    horizon: timedelta = timedelta(0)
+    #: The first of those waits; each next one grows by ``backoff``, up to ``max_wait_interval``.
+    wait_interval: timedelta = timedelta(minutes=1)
+    max_wait_interval: timedelta = timedelta(minutes=30)
 
     def __post_init__(self) -> None:
         if not self.queue:
@@ -207,21 +220,36 @@ BUILTIN_POLICIES: dict[str, ServicePolicy] = {
 }
 
 
+#: How long each service's undo keeps trying before it is a manual item (unscaled). A refund keeps
+#: trying for three days: the customer's money is at stake and nothing else gives it back. A stock
+#: hold expires by itself after 24 h at the inventory service, so its release has no reason to try
+#: longer. A shipment's cancel is worth trying for a day: past the carrier's pickup it rolls forward.
+COMPENSATION_HORIZONS: dict[str, timedelta] = {
+    "payment": timedelta(hours=72),
+    "inventory": timedelta(hours=24),
+    "shipping": timedelta(hours=24),
+}
+
+
 def _patient(policy: ServicePolicy) -> ServicePolicy:
     """
     The compensation row of a service: an undo is far more patient than its forward step.
 
-    Temporal retries a compensation until it succeeds; Airflow needs a bound, so an undo tries
-    20 times with waits growing to 10 minutes (about two hours in all, unscaled) before it asks for
-    manual intervention. Only an undo that can never succeed (the parcel is already with the
-    carrier) fails at once: the compensation operators raise ``CompensationImpossibleError``.
+    Temporal retries a compensation until it succeeds. Here an undo first tries 5 times quickly
+    (Airflow retries, waits up to 30 s, holding a worker only while it calls), then keeps trying
+    deferred to the triggerer, holding no worker and no pool slot: waits from 1 minute growing as
+    the service's backoff up to 30 minutes, for the service's horizon (hours,
+    :data:`COMPENSATION_HORIZONS`). Only then does it fail and ask for manual intervention. An undo
+    that can never succeed (the parcel is already with the carrier) does not wait: the compensation
+    operators raise ``CompensationImpossibleError`` (and the shipment's rolls the order forward).
     """
     return replace(
         policy,
-        attempts=20,
+        attempts=5,
         first_interval=max(policy.first_interval, timedelta(seconds=1)),
-        max_interval=timedelta(minutes=10),
+        max_interval=timedelta(seconds=30),
         never_retried=(),
+        horizon=COMPENSATION_HORIZONS[policy.service],
     )
 
 
@@ -231,7 +259,8 @@ BUILTIN_COMPENSATION_POLICIES: dict[str, ServicePolicy] = {
     name: _patient(policy) for name, policy in BUILTIN_POLICIES.items() if name != "notification"
 }
 
-_DURATIONS = {"first_interval", "max_interval", "step_timeout", "decision_timeout"}
+_DURATIONS = {"first_interval", "max_interval", "step_timeout", "decision_timeout", "horizon", "wait_interval",
+              "max_wait_interval"}
 _OVERRIDABLE = {f.name for f in fields(ServicePolicy)} - {"service", "never_retried"}
 COMPENSATION_SUFFIX = ".compensation"
 
@@ -290,6 +319,11 @@ def policy_for(service: str, *, compensation: bool = False) -> ServicePolicy:
     key = service + COMPENSATION_SUFFIX
     shared = {name: own[name] for name in ("queue", "pool", "pool_slots") if name in own}
     return _apply(BUILTIN_COMPENSATION_POLICIES[service], key, {**shared, **(overrides.get(key) or {})})
+
+
+def compensation_policy(service: str) -> ServicePolicy:
+    """The service's compensation row, with this deployment's overrides."""
+    return policy_for(service, compensation=True)
 
 
 def pool_specs() -> dict[str, dict[str, Any]]:
@@ -360,11 +394,18 @@ class OrderTimes:
     def run_timeout(self, scale: float | None = None) -> timedelta:
         """Airflow's ``dagrun_timeout``: every wait of an order at its longest, plus the margin."""
         decisions = sum((policy_for(name).decision_timeout for name in BUILTIN_POLICIES), timedelta())
+        # Compensations wait one after another only where one waits for another (refund after the
+        # shipment's cancel): two horizons at most, plus a wait past each.
+        undo = sorted(
+            (p.horizon + p.max_wait_interval for p in map(compensation_policy, BUILTIN_COMPENSATION_POLICIES)),
+            reverse=True,
+        )[:2]
         total = (
             self.workflow_timeout
             + self.approval_timeout
             + self.dispatch_timeout
             + decisions
+            + sum(undo, timedelta())
             + self.run_timeout_margin
         )
         return total * (time_scale() if scale is None else scale)

@@ -54,7 +54,7 @@ with DAG(
 
 # The trigger form, pre-filled with an example order: the order model's JSON schema, one field each.
 # Given to the DAG once its tasks exist, so that Airflow keeps it on the DAG alone: params given to
-# DAG(...) are deep-copied into each of the 14 tasks and validated again for each of them when the
+# DAG(...) are deep-copied into each of the 15 tasks and validated again for each of them when the
 # file is serialized (about 45 ms of every parse of this file). Every task reads the DAG's params at
 # run time either way.
 dag.params = order_params()

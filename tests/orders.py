@@ -42,3 +42,16 @@ def ledger(order_services: Any, order_id: str) -> list[tuple[str, str, str]]:
 def alerts(order_services: Any, order_id: str) -> list[str]:
     """Subjects of the alerts emailed to operations about the order, oldest first."""
     return [e["details"]["subject"] for e in order_services.audit(order_id) if _is_alert(e)]
+
+
+#: The stock release and the refund do not wait for each other (the order saga's undo_after): a
+#: ledger may show them either way round.
+INDEPENDENT_UNDOS = (("inventory", "release", "succeeded"), ("payment", "refund", "succeeded"))
+
+
+def settled(entries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The ledger with a release and a refund that end it put in one order (release, refund): they
+    run side by side. Anything else, a shipment's cancel before them included, keeps its place."""
+    if len(entries) >= 2 and sorted(entries[-2:]) == sorted(INDEPENDENT_UNDOS):
+        return [*entries[:-2], *INDEPENDENT_UNDOS]
+    return list(entries)

@@ -89,9 +89,11 @@ from airflow_order_provider.api.status import (
     FINAL_STATUSES,
     PICKED_UP_TASK,
     STATUSES,
+    compensation_story,
     order_status,
 )
 from airflow_order_provider.models import Order, ShippingAddress, _describe
+from airflow_order_provider.operators.base import UNDO_KEY
 from airflow_order_provider.order_saga import ORDER_SAGA
 from airflow_order_provider.saga.failure import FAILURE_KEY
 
@@ -312,7 +314,7 @@ def create_app() -> FastAPI:
         """
         run = get_run_or_404(session, order_id)
         states = task_states(session, [run.run_id])[run.run_id]
-        xcoms = load_xcoms(session, run, ("return_value", FAILURE_KEY))
+        xcoms = load_xcoms(session, run, ("return_value", FAILURE_KEY, UNDO_KEY))
         failures = {task: value for (task, key), value in xcoms.items() if key == FAILURE_KEY}
         item = summary(run, states, _now())
         real_id = item["order_id"]
@@ -324,6 +326,8 @@ def create_app() -> FastAPI:
             "run_state": item["run_state"],
             "results": results(xcoms),
             "history": history(tries(session, run), failures),
+            # which compensations are done, still trying (next try at), need a person; rolled forward
+            **compensation_story(states, {task: v for (task, key), v in xcoms.items() if key == UNDO_KEY}),
             "cancel_request": read_signal(signals.cancel_key(real_id)),
             "shipping_address_change": read_signal(signals.address_key(real_id)),
             "order": _conf(run),

@@ -27,7 +27,8 @@ from airflow_order_provider.api.status import (
 from airflow_order_provider.order_saga import ORDER_SAGA
 
 #: Steps whose result (XCom ``return_value``) makes the order's ``results``.
-RESULT_TASKS = (*ORDER_SAGA.step_ids, ORDER_SAGA.complete.task_id, ORDER_SAGA.cancelled.task_id)
+RESULT_TASKS = (*ORDER_SAGA.step_ids, ORDER_SAGA.complete.task_id, ORDER_SAGA.cancelled.task_id,
+                *((ORDER_SAGA.roll_forward.task_id,) if ORDER_SAGA.roll_forward else ()))
 #: Fields of the steps' results lifted to the top of ``results``, per step.
 RESULT_FIELDS = {step.task_id: step.result_fields for step in ORDER_SAGA.steps if step.result_fields}
 #: Task-instance states of a try that has not run (yet): left out of the history.
@@ -115,7 +116,8 @@ def results(xcoms: dict[tuple[str, str], Any]) -> dict[str, Any]:
                 if value.get(field) is not None or field not in out:
                     out[field] = value.get(field)
     out["confirmation_message_id"] = out.pop("message_id", None)
-    out["completion"] = steps.get(ORDER_SAGA.complete.task_id)
+    out["completion"] = steps.get(ORDER_SAGA.complete.task_id) or (
+        steps.get(ORDER_SAGA.roll_forward.task_id) if ORDER_SAGA.roll_forward else None)
     out["cancellation"] = steps.get(ORDER_SAGA.cancelled.task_id)
     out["steps"] = steps
     return out

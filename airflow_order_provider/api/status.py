@@ -4,6 +4,8 @@ An order's business status, derived from its DAG run's state and its task instan
 Pure functions over plain strings (no database, no FastAPI), so that the rule reads in one place:
 
 * run ``success`` -> ``completed``;
+* the saga's roll forward (``roll_forward_order``) succeeded -> ``completed`` (a shipment past its
+  point of no return: the order was finished instead of undone; the run itself ends failed);
 * run ``failed`` -> ``cancelled`` when the saga's cancelled record (``cancel_order``) succeeded
   (the order was undone), else ``failed``;
 * run queued or running:
@@ -47,6 +49,10 @@ FORWARD_TASKS = ORDER_SAGA.forward_path
 COMPENSATION_TASKS = ORDER_SAGA.rollback_path
 #: The task whose success means the order was undone.
 CANCELLED_TASK = ORDER_SAGA.cancelled.task_id
+#: The task whose success means the order was finished instead of undone (rolled forward).
+ROLL_FORWARD_TASK = ORDER_SAGA.roll_forward.task_id if ORDER_SAGA.roll_forward else None
+#: The compensations, latest step first.
+UNDO_TASKS = ORDER_SAGA.compensation_ids
 #: The task after which nothing can be called back (the carrier has the parcel).
 PICKED_UP_TASK = next(step.task_id for step in ORDER_SAGA.steps if step.status == "awaiting_dispatch")
 
@@ -88,7 +94,7 @@ def furthest_reached(states: States, tasks: tuple[str, ...]) -> str | None:
 def order_status(run_state: str | None, states: States) -> str:
     """The order's status (one of :data:`STATUSES`) from its run's state and ``{task_id: state}``."""
     run_state = str(run_state) if run_state is not None else None
-    if run_state == "success":
+    if run_state == "success" or (ROLL_FORWARD_TASK and _state(states, ROLL_FORWARD_TASK) == "success"):
         return "completed"
     if run_state == "failed":
         return "cancelled" if _state(states, CANCELLED_TASK) == "success" else "failed"
@@ -113,3 +119,37 @@ def current_step(run_state: str | None, states: States) -> str | None:
             return failed[0]
         return furthest_reached(states, COMPENSATION_TASKS) or furthest_reached(states, FORWARD_TASKS)
     return furthest_reached(states, FORWARD_TASKS)
+
+
+def compensation_story(states: States, waits: Mapping[str, object]) -> dict[str, object]:
+    """
+    Where each compensation of the order stands, for people: ``{"compensations": {task: {...}},
+    "rolled_forward": bool}``. A compensation is ``done``, ``trying`` (with its next try when it
+    waits deferred), ``needs_person`` (it gave up: an alert names it), ``waiting`` (for the
+    compensations it waits for) or ``not_needed``; compensations never reached are left out.
+
+    :param waits: ``{task: its compensation XCom}`` (``calls``, ``last_error``, ``next_try_at``...).
+    """
+    story: dict[str, dict[str, object]] = {}
+    for task in UNDO_TASKS:
+        state = _state(states, task)
+        wait = waits.get(task) if isinstance(waits.get(task), dict) else {}
+        if state == "success":
+            entry: dict[str, object] = {"state": "done"}
+        elif state == "failed":
+            entry = {"state": "needs_person"}
+        elif state == "skipped":
+            entry = {"state": "not_needed"}
+        elif state == "upstream_failed":
+            entry = {"state": "waiting", "for": list(ORDER_SAGA.compensation_waits_for(task))}
+        elif state in ACTIVE_STATES:
+            entry = {"state": "trying"}
+            if state == "deferred" and isinstance(wait, dict):
+                entry["next_try_at"] = wait.get("next_try_at")
+        else:
+            continue
+        if isinstance(wait, dict) and wait:
+            entry.update({k: wait.get(k) for k in ("since", "calls", "last_error", "gives_up_at")})
+        story[task] = entry
+    rolled = bool(ROLL_FORWARD_TASK) and _state(states, str(ROLL_FORWARD_TASK)) == "success"
+    return {"compensations": story, "rolled_forward": rolled}

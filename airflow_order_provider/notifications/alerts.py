@@ -96,6 +96,11 @@ def describe_alert(context: Context) -> OrderAlert | None:
             body=f"{error}. The completed steps are being compensated (run {run_id}).",
         )
     if isinstance(task, OrderCompensationOperator):
+        from airflow_order_provider.operators.base import UNDO_KEY
+
+        waited = (ti.xcom_pull(task_ids=task_id, key=UNDO_KEY) if ti is not None else None) or {}
+        since = f" since {waited['since']} ({waited.get('calls')} calls)" if waited.get("since") else ""
+        last = waited.get("last_error") or message
         return OrderAlert(
             order_id=order_id,
             task_id=task_id,
@@ -103,10 +108,13 @@ def describe_alert(context: Context) -> OrderAlert | None:
             manual_intervention=True,
             subject=f"MANUAL INTERVENTION NEEDED: order {order_id}: compensation {task_id} failed",
             body=(
-                f"Compensation {task_id} of order {order_id} failed for good after {tries} tries: "
-                f"{message}\nThe compensations after it are waiting, and the order is not settled. "
+                f"Compensation {task_id} of order {order_id} kept failing{since}, and gave up after {tries} tries.\n"
+                f"Last error: {last}\n"
+                f"Still in effect for the order: {still_live(order_id)}\n"
+                f"The compensations that wait for {task_id} are held back; the others have run. "
                 f"Fix the cause, then clear the task {task_id} of run {run_id} in the Airflow UI: "
-                "the retry is safe, the service remembers what was already undone."
+                "the retry is safe, the service remembers what was already undone, and a message resolves "
+                "this alert once it succeeds."
             ),
         )
     if isinstance(error, StepAbandonedError):
@@ -153,6 +161,48 @@ def describe_alert(context: Context) -> OrderAlert | None:
         subject=f"Order {order_id}: task {task_id} failed",
         body=f"{task_id} of order {order_id} failed: {message} (run {run_id})",
     )
+
+
+#: Subject prefix of the message that resolves a manual-intervention alert.
+RESOLVED_PREFIX = "RESOLVED: order "
+
+
+def still_live(order_id: str) -> str:
+    """What each service still has in effect for the order, in words (never raises)."""
+    from airflow_order_provider.operators.base import hook_for
+    from airflow_order_provider.order_saga import ORDER_SAGA
+
+    parts = []
+    for step in ORDER_SAGA.steps:
+        if not step.compensation or not step.service:
+            continue
+        try:
+            live = hook_for(step.service).live_for_order(order_id)
+        except Exception as error:  # an alert goes out even when a service cannot say
+            parts.append(f"{step.service}: cannot say ({type(error).__name__})")
+            continue
+        hook = hook_for(step.service)
+        records = ", ".join(f"{r.get(hook.record_id_field)} {r.get('status')}" for r in live) or "nothing"
+        parts.append(f"{step.service}: {records}")
+    return "; ".join(parts)
+
+
+def resolved_alert(*, order_id: str, task_id: str, run_id: str, try_number: int) -> None:
+    """Tell operations that the compensation a manual alert named has now succeeded (never raises)."""
+    subject = f"{RESOLVED_PREFIX}{order_id}: compensation {task_id} succeeded"
+    body = (f"Compensation {task_id} of order {order_id} succeeded on try {try_number} (run {run_id}). The manual "
+            "intervention asked for it is no longer needed.")
+    log.warning("ORDER ALERT RESOLVED %s", subject)
+    send_alert_email(order_id=order_id, subject=subject, body=body,
+                     idempotency_key=f"{order_id}:alert.{run_id}.{task_id}.resolved")
+
+
+def rolled_forward_alert(*, order_id: str, run_id: str, what: str) -> None:
+    """Tell operations that an order was finished instead of undone (never raises)."""
+    subject = f"Order {order_id} rolled forward: completed instead of compensated"
+    log.warning("ORDER ALERT %s\n%s", subject, what)
+    send_alert_email(order_id=order_id, subject=subject, body=f"{what} (run {run_id})",
+                     idempotency_key=f"{order_id}:alert.{run_id}.rolled_forward")
 
 
 class OrderAlertNotifier(BaseNotifier):

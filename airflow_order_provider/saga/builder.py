@@ -9,10 +9,12 @@ Call :func:`build_saga` inside a ``with DAG(...)`` block (or a ``TaskGroup``)::
 What it builds, for steps ``a`` (gated), ``b``, ``c`` (best effort)::
 
     start >> gate_a >> [a, b];  a >> b >> c;  [b, c] >> complete
-    [a, b] >> plan (one_failed) >> undo_b >> undo_a >> cancelled
+    [a, b] >> plan (one_failed) >> [undo_b, undo_a] >> cancelled
+    undo_b >> undo_a                 (only when the table says so: a's undo_after names b)
+    undo_b >> roll_forward           (when b rolls_forward)
 
-The planner picks which compensations run (a branch); a compensation that fails for good leaves
-the ones after it ``upstream_failed`` until it is fixed and cleared.
+The planner picks which compensations run (a branch). A compensation waits only for those the
+table says it waits for: one that is stuck holds back those, and the cancelled record, and no other.
 """
 
 from __future__ import annotations
@@ -73,18 +75,23 @@ def build_saga(saga: Saga, *, overrides: Mapping[str, Mapping[str, Any]] | None 
 
     plan = make(saga.plan.task_id, saga.plan.factory, saga.plan.kwargs, trigger_rule=TriggerRule.ONE_FAILED)
     [tasks[step.task_id] for step in saga.rollback_steps] >> plan
-    previous = plan
-    for position, task_id in enumerate(saga.compensation_ids):
+    # Each compensation waits for the planner and for the compensations the table says it waits for
+    # (undo_after), and for nothing else: it runs once those are done or skipped (not needed), and
+    # waits as long as one of them is still trying; one that failed for good holds it back.
+    undos = []
+    for task_id in saga.compensation_ids:  # latest step first, so that what it waits for exists
         step = next(s for s in saga.steps if s.compensation == task_id)
-        wiring = {"trigger_rule": TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS} if position else {}
-        task = make(task_id, step.compensate, {}, **wiring)
-        previous >> task
-        if position:
-            plan >> task
-        previous = task
+        task = make(task_id, step.compensate, {}, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        plan >> task
+        for waited in saga.compensation_waits_for(task_id):
+            tasks[waited] >> task
+        undos.append(task)
     cancelled = make(saga.cancelled.task_id, saga.cancelled.factory, saga.cancelled.kwargs,
                      trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    previous >> cancelled
-    if previous is not plan:
-        plan >> cancelled
+    [plan, *undos] >> cancelled
+    if saga.roll_forward is not None:
+        # Runs only when a compensation finds its step past the point of no return: that compensation
+        # then skips the other undos and the cancelled record, and otherwise skips this task.
+        forward = make(saga.roll_forward.task_id, saga.roll_forward.factory, saga.roll_forward.kwargs)
+        [tasks[task_id] for task_id in saga.rolls_forward_ids] >> forward
     return tasks

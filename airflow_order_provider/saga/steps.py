@@ -52,6 +52,13 @@ class SagaStep:
         email after the goods left; the saga completes and operations are alerted).
     :param requires: earlier steps whose effect must still be live when this step runs (no
         shipping over a refunded charge).
+    :param undo_after: later steps whose compensation must be done, or proven unnecessary, before
+        this step's compensation runs (a business rule, not the reverse order alone: money goes back
+        only once the goods can no longer leave). A compensation not named here does not wait: a
+        stuck stock release does not hold a refund back.
+    :param rolls_forward: the step has a point of no return (the carrier has the parcel): when its
+        compensation finds it completed for real, the saga is finished instead of undone, by the
+        saga's ``roll_forward`` task, and no other compensation runs.
     :param gate: builds a branch task placed before this step that decides whether the step runs
         (an approval only above a threshold); it is given ``step_task_id`` and ``next_task_id``.
     :param gate_task_id: the gate's task id.
@@ -68,6 +75,8 @@ class SagaStep:
     waits: bool = False
     rolls_back: bool = True
     requires: tuple[str, ...] = ()
+    undo_after: tuple[str, ...] = ()
+    rolls_forward: bool = False
     gate: TaskFactory | None = None
     gate_task_id: str | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -100,6 +109,8 @@ class Saga:
         steps) are done.
     :param plan: the compensation planner (a branch task) run when a step fails for good.
     :param cancelled: records the rolled-back saga once its compensations are done.
+    :param roll_forward: finishes the saga instead of undoing it when the compensation of a step
+        with a point of no return (``rolls_forward``) finds the step completed for real.
     """
 
     name: str
@@ -109,6 +120,7 @@ class Saga:
     plan: SagaTask
     cancelled: SagaTask
     id_field: str = "id"
+    roll_forward: SagaTask | None = None
 
     def __post_init__(self) -> None:
         ids = self.task_ids
@@ -119,6 +131,26 @@ class Saga:
             unknown = [r for r in step.requires if r not in self.step_ids]
             if unknown:
                 raise ValueError(f"{step.task_id} requires unknown step(s) {unknown}")
+            for other in step.undo_after:
+                if other not in self.step_ids or not self.step(other).compensation:
+                    raise ValueError(f"{step.task_id}: undo_after names {other!r}, not a step with a compensation")
+                if self.step_ids.index(other) <= self.step_ids.index(step.task_id):
+                    raise ValueError(f"{step.task_id}: undo_after names {other!r}, which is not a later step")
+            if step.compensation and not step.rolls_back:
+                raise ValueError(f"{step.task_id}: a best-effort step has no compensation")
+        rolling = [step for step in self.steps if step.rolls_forward]
+        if rolling and self.roll_forward is None:
+            raise ValueError(f"{self.name} saga: {rolling[0].task_id} rolls forward, but the saga has no roll_forward task")
+        for step in rolling:
+            if not step.compensation:
+                raise ValueError(f"{step.task_id}: a step that rolls forward needs a compensation that finds out")
+            # Rolling forward keeps what the earlier steps did: none of their undos may run first.
+            for earlier in self.steps_before(step.task_id):
+                if earlier.compensation and step.task_id not in earlier.undo_after:
+                    raise ValueError(
+                        f"{earlier.task_id}: its compensation must wait for {step.compensation} (undo_after):"
+                        f" {step.task_id} may roll the {self.name} forward"
+                    )
 
     # -- derived views: everything else reads the saga's shape from these -------------------------
 
@@ -147,10 +179,24 @@ class Saga:
         """The compensation tasks in the order they run: latest step first."""
         return tuple(step.compensation for step in reversed(self.steps) if step.compensation)
 
+    def compensation_waits_for(self, compensation: str) -> tuple[str, ...]:
+        """The compensations that must be done (or proven unnecessary) before ``compensation`` runs."""
+        step = next(s for s in self.steps if s.compensation == compensation)
+        return tuple(str(self.step(other).compensation) for other in step.undo_after)
+
+    @property
+    def rolls_forward_ids(self) -> tuple[str, ...]:
+        """The compensations that may find their step past its point of no return."""
+        return tuple(str(step.compensation) for step in self.steps if step.rolls_forward)
+
     @property
     def rollback_path(self) -> tuple[str, ...]:
-        """Every task of the rollback: the planner, the compensations, the cancelled record."""
-        return (self.plan.task_id, *self.compensation_ids, self.cancelled.task_id)
+        """
+        Every task of the rollback: the planner, the compensations, the cancelled record, and the
+        roll forward (the other way a rollback can end).
+        """
+        ends = (self.cancelled.task_id, *((self.roll_forward.task_id,) if self.roll_forward else ()))
+        return (self.plan.task_id, *self.compensation_ids, *ends)
 
     @property
     def gate_ids(self) -> tuple[str, ...]:

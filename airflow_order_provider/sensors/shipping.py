@@ -163,7 +163,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
     def checkpoint(self) -> Checkpoint:
         """The order's checkpoint while it waits: its cancel signal (the wait is off the clock)."""
         return Checkpoint(saga_id=str(self.order_id), step=self.task_id, read_cancel=cancel_request,
-                          label=f"order {self.order_id}")
+                          cancelled_error=OrderCancelledError, label=f"order {self.order_id}")
 
     @cached_property
     def hook(self) -> ShippingHook:
@@ -268,6 +268,8 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the pickup's summary, or a clear failure."""
         if event.get("status") == CANCELLED:
+            # Resumed from the triggerer: the order is the event's (prepare() did not run).
+            self.order_id = self.order_id or event.get("order_id")
             raise self._cancelled(context, event.get("cancel_request") or {})
         if event.get("status") == DISPATCHED:
             summary = dispatch_summary(event.get("shipment") or {})

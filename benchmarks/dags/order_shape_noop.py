@@ -1,7 +1,7 @@
 """
 order_shape_noop: the shape of ``order_processing`` with tasks that do nothing (the benchmark's baseline).
 
-Same 14 task ids, upstreams and trigger rules as ``dags/order_processing.py``, ``schedule=None``;
+Same 15 task ids, upstreams and trigger rules as ``dags/order_processing.py``, ``schedule=None``;
 every task is a PythonOperator that returns at once, so each one goes through the scheduler, the
 executor and a worker exactly like an order task (EmptyOperator would never reach a worker).
 ``check_order_value`` branches to ``reserve_inventory``: the happy path, skipping ``approve_order``;
@@ -28,7 +28,8 @@ def _happy_path() -> str:
 
 
 #: What the order DAG's complete_order skips when the order completes (the saga's rollback path).
-_ROLLBACK = ["plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order"]
+_ROLLBACK = ["plan_compensation", "cancel_shipment", "release_inventory", "refund_payment", "cancel_order",
+             "roll_forward_order"]
 
 
 def _complete() -> None:
@@ -61,17 +62,20 @@ with DAG(
     complete_order = PythonOperator(task_id="complete_order", python_callable=_complete,
                                     trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     plan_compensation = noop("plan_compensation", TriggerRule.ONE_FAILED)
-    cancel_shipment = noop("cancel_shipment")
+    cancel_shipment = noop("cancel_shipment", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     release_inventory = noop("release_inventory", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     refund_payment = noop("refund_payment", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     cancel_order = noop("cancel_order", TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    roll_forward_order = noop("roll_forward_order")
 
     # The happy path and the approval branch.
     validate_order >> process_payment >> check_order_value >> [approve_order, reserve_inventory]
     approve_order >> reserve_inventory >> schedule_shipment >> wait_for_dispatch
     wait_for_dispatch >> [send_confirmation, complete_order]
     send_confirmation >> complete_order
-    # Compensation, latest step first.
+    # Compensation: the refund and the release wait for the shipment's cancel (the order saga's
+    # undo_after), not for each other; a dispatched parcel rolls the order forward.
     [approve_order, process_payment, reserve_inventory, schedule_shipment, wait_for_dispatch] >> plan_compensation
     plan_compensation >> [cancel_shipment, release_inventory, refund_payment, cancel_order]
-    cancel_shipment >> release_inventory >> refund_payment >> cancel_order
+    cancel_shipment >> [release_inventory, refund_payment, cancel_order, roll_forward_order]
+    [release_inventory, refund_payment] >> cancel_order

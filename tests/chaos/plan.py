@@ -95,6 +95,11 @@ class ChaosSettings:
     grace: float = 10.0
     #: The whole run (submissions, chaos, settling) must end within this many seconds.
     time_limit: float = 0.0
+    #: One service down (every call refused) for this long, then back; 0: no outage.
+    outage_seconds: float = 20.0
+    #: Every answer of the carrier lost (its calls carried out) for this long, longer than the
+    #: services' dispatch delay, so that parcels are picked up while their answers are lost; 0: none.
+    carrier_lost_seconds: float = 15.0
 
     @classmethod
     def from_env(cls) -> ChaosSettings:
@@ -112,6 +117,8 @@ class ChaosSettings:
             # Measured on 2 shared cores: 5-6 s of wall time per order (N=30), 11-25 s under a load
             # average of 20 (N=80, N=10); plus settling.
             time_limit=_env_float("CHAOS_TIME_LIMIT", 150.0 + 15.0 * orders),
+            outage_seconds=_env_float("CHAOS_OUTAGE_SECONDS", cls.outage_seconds),
+            carrier_lost_seconds=_env_float("CHAOS_CARRIER_LOST_SECONDS", cls.carrier_lost_seconds),
         )
 
 
@@ -160,6 +167,43 @@ class KillPlan:
     after_submitted: int
     service: str
     phase: str
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """
+    A stretch of one service answering nothing, once ``after_submitted`` orders were accepted:
+    phase ``before`` is the service down (every call refused before anything is done), ``after``
+    every answer lost (every call carried out). The service's random faults pause meanwhile.
+    """
+
+    name: str
+    after_submitted: int
+    service: str
+    phase: str
+    seconds: float
+
+    def fault(self, seed: int) -> FaultConfig:
+        return FaultConfig(service=self.service, error_rate=1.0, phase=self.phase, seed=seed)
+
+
+#: Services an outage may hit: those with a compensation (the notification service's outage only
+#: delays confirmations and alerts).
+OUTAGE_SERVICES = ("payment", "inventory", "shipping")
+
+
+def plan_stretches(settings: ChaosSettings) -> list[Stretch]:
+    """The outage (a service drawn from the seed) after a third of the orders, and the carrier's lost
+    answers after two thirds."""
+    rng = random.Random(f"stretches-{settings.seed}")
+    stretches = []
+    if settings.outage_seconds > 0:
+        stretches.append(Stretch("outage", max(1, settings.orders // 3), rng.choice(OUTAGE_SERVICES), "before",
+                                 settings.outage_seconds))
+    if settings.carrier_lost_seconds > 0:
+        stretches.append(Stretch("carrier answers lost", max(1, 2 * settings.orders // 3), "shipping", "after",
+                                 settings.carrier_lost_seconds))
+    return stretches
 
 
 @dataclass

@@ -26,7 +26,16 @@ from typing import Any
 
 import requests
 
-from tests.chaos.plan import SERVICES, ChaosSettings, FaultConfig, FaultSchedule, KillPlan, OrderPlan, now
+from tests.chaos.plan import (
+    SERVICES,
+    ChaosSettings,
+    FaultConfig,
+    FaultSchedule,
+    KillPlan,
+    OrderPlan,
+    Stretch,
+    now,
+)
 from tests.chaos.verdict import Evidence
 from tests.integration import test_worker_death_e2e as worker_death
 from tests.integration.airflow_harness import wait_until_dead
@@ -93,6 +102,8 @@ class RunRecord:
     signals_not_sent: int = 0
     faults: list[FaultConfig] = field(default_factory=list)
     kills: list[Kill] = field(default_factory=list)
+    #: The stretches carried out, described.
+    stretches: list[str] = field(default_factory=list)
     all_submitted_at: float | None = None
     faults_cleared_at: float | None = None
     ended: float | None = None
@@ -113,6 +124,7 @@ class ChaosRun:
         airflow_env: Any,
         services: Any,
         say: Callable[[str], None] = print,
+        stretches: list[Stretch] | None = None,
     ) -> None:
         self.settings = settings
         self.plans = {p.order_id: p for p in plans}
@@ -128,6 +140,8 @@ class ChaosRun:
         self.prefix = os.path.commonprefix([p.order_id for p in plans]) if plans else "chaos-"
         self._armed: Kill | None = None
         self._at_status: set[str] = set()
+        self.stretches = list(stretches or [])
+        self._stretch: tuple[Stretch, float] | None = None
 
     # -- the order API ---------------------------------------------------------------------------
 
@@ -214,7 +228,26 @@ class ChaosRun:
         for service in SERVICES:
             if self._armed is not None and self._armed.plan.service == service:
                 continue  # slowed down for a kill: left alone until the kill is done
+            if self._stretch is not None and self._stretch[0].service == service:
+                continue  # down, or every answer lost, until the stretch ends
             self.set_fault(self.faults.next(service))
+
+    # -- stretches: a service down, the carrier's answers lost -----------------------------------------
+
+    def start_stretch(self, stretch: Stretch) -> None:
+        self.set_fault(stretch.fault(seed=len(self.record.faults)))
+        self._stretch = (stretch, now() + stretch.seconds)
+        self.say(f"chaos: {stretch.name}: {stretch.service} ({stretch.phase}) for {stretch.seconds:g}s "
+                 f"from {now() - self.record.started:.1f}s")
+
+    def end_stretch(self) -> None:
+        assert self._stretch is not None
+        stretch, _ = self._stretch
+        self._stretch = None
+        self.stretches.pop(0)
+        self.record.stretches.append(f"{stretch.name}: {stretch.service} ({stretch.phase}) {stretch.seconds:g}s, "
+                                     f"back at {now() - self.record.started:.1f}s")
+        self.set_fault(self.faults.next(stretch.service))
 
     def clear_faults(self) -> None:
         self.services.delete("/admin/faults")
@@ -306,12 +339,18 @@ class ChaosRun:
                     if t >= next_faults:
                         self.change_faults()
                         next_faults += settings.fault_period
-                    if self._armed is None and self.kill_plans and len(rec.submitted) >= self.kill_plans[0].after_submitted:
+                    if self._stretch is not None and now() >= self._stretch[1]:
+                        self.end_stretch()
+                    if (self._stretch is None and self._armed is None and self.stretches
+                            and len(rec.submitted) >= self.stretches[0].after_submitted):
+                        self.start_stretch(self.stretches[0])
+                    if (self._armed is None and self._stretch is None and self.kill_plans
+                            and len(rec.submitted) >= self.kill_plans[0].after_submitted):
                         self.arm_kill(self.kill_plans[0])
                     if self._armed is not None:
                         self.try_kill()
                     if (rec.all_submitted_at is not None and self._armed is None and not self.kill_plans
-                            and now() - rec.all_submitted_at >= settings.grace):
+                            and not self.stretches and now() - rec.all_submitted_at >= settings.grace):
                         # Every order can settle now: the patient compensations get through.
                         self.clear_faults()
                         self.say(f"chaos: faults cleared at {rec.faults_cleared_at - rec.started:.1f}s; "
@@ -359,4 +398,5 @@ class ChaosRun:
                                      and (h.get("try_number") or 0) >= 1), default=None),
             address_changed_at=change.get("changed_at") if change else None,
             failed_step=next((t for t in FORWARD_TASKS if (info.get("task_states") or {}).get(t) == "failed"), None),
+            rolled_forward=bool(info.get("rolled_forward")),
         )

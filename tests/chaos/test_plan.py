@@ -45,3 +45,16 @@ def test_kills_are_spread_over_the_submissions_and_the_first_slows_payment():
     kills = plan_kills(settings(orders=30, kills=2))
     assert [k.after_submitted for k in kills] == [10, 20]
     assert kills[0].service == "payment" and [k.phase for k in kills] == ["after", "before"]
+
+
+def test_the_stretches_are_an_outage_then_the_carriers_lost_answers_longer_than_the_pickup_delay():
+    from tests.chaos.plan import OUTAGE_SERVICES, ChaosSettings, plan_stretches
+    from tests.conftest import SESSION_DISPATCH_DELAY
+
+    settings = ChaosSettings(orders=15, seed=7)
+    outage, carrier = plan_stretches(settings)
+    assert (outage.phase, outage.service in OUTAGE_SERVICES, outage.after_submitted) == ("before", True, 5)
+    assert (carrier.service, carrier.phase, carrier.after_submitted) == ("shipping", "after", 10)
+    assert carrier.seconds > SESSION_DISPATCH_DELAY  # parcels are picked up while their answers are lost
+    assert plan_stretches(settings) == [outage, carrier]  # from the seed alone
+    assert plan_stretches(ChaosSettings(orders=15, seed=7, outage_seconds=0, carrier_lost_seconds=0)) == []

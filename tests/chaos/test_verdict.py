@@ -67,8 +67,12 @@ def test_something_live_after_an_undo_needs_an_alert_that_names_the_order():
     other = entry("notification", "email", to=OPS_EMAIL, subject="MANUAL INTERVENTION NEEDED: order chaos-12: x")
     assert not judge(undone(charges=live, ledger=[*undone().ledger, other])).ok
     named = entry("notification", "email", to=OPS_EMAIL, subject="MANUAL INTERVENTION NEEDED: order chaos-1: x")
-    verdict = judge(undone(charges=live, ledger=[*undone().ledger, named]))
+    # A stock hold left with a live alert is a person's task; a charge left with nothing shipping is
+    # the customer's money held, which no alert excuses (issue 19).
+    held = [{"reservation_id": "res-1", "status": "held"}]
+    verdict = judge(undone(reservations=held, ledger=[*undone().ledger, named]))
     assert verdict.ok and verdict.outcome == "manual"
+    assert not judge(undone(charges=live, ledger=[*undone().ledger, named])).ok
 
 
 def test_a_completed_order_must_hold_exactly_one_of_each_and_ship_where_it_was_told():
@@ -107,3 +111,44 @@ def test_an_address_change_accepted_after_the_shipping_step_started_is_a_violati
     assert judge(on_time).ok
     on_time.address_changed_at = "2026-01-01T00:00:03.5+00:00"
     assert "after schedule_shipment started" in judge(on_time).violations[0]
+
+
+# -- issue 19: money and goods never both gone, or both kept, alert or not --------------------------
+
+
+def ops_email(subject):
+    return entry("notification", "email", to=OPS_EMAIL, subject=subject)
+
+
+MANUAL_RELEASE = "MANUAL INTERVENTION NEEDED: order chaos-1: compensation release_inventory failed"
+MANUAL_REFUND = "MANUAL INTERVENTION NEEDED: order chaos-1: compensation refund_payment failed"
+
+
+def test_a_live_charge_with_nothing_shipping_is_a_violation_even_with_an_alert():
+    held = undone(charges=[{"payment_id": "pay-1", "status": "succeeded", "amount": 2500, "refunded_amount": 0}],
+                  ledger=[entry("payment", "charge"), ops_email(MANUAL_REFUND)])
+    verdict = judge(held)
+    assert not verdict.ok and any("live charge and nothing shipping" in v for v in verdict.violations), verdict
+
+
+def test_goods_shipping_with_the_charge_refunded_is_a_violation_even_with_an_alert():
+    given_away = completed(charges=[{"payment_id": "pay-1", "status": "refunded", "amount": 2500,
+                                     "refunded_amount": 2500}],
+                           ledger=[*completed().ledger, ops_email(MANUAL_RELEASE)])
+    verdict = judge(given_away)
+    assert not verdict.ok and any("charge refunded" in v for v in verdict.violations), verdict
+
+
+def test_manual_needs_a_live_alert_not_one_resolved_since():
+    stuck = undone(reservations=[{"reservation_id": "res-1", "status": "held"}],
+                   ledger=[*undone().ledger, ops_email(MANUAL_RELEASE)])
+    assert judge(stuck).ok and judge(stuck).outcome == "manual"
+    resolved = undone(reservations=[{"reservation_id": "res-1", "status": "held"}],
+                      ledger=[*undone().ledger, ops_email(MANUAL_RELEASE),
+                              ops_email("RESOLVED: order chaos-1: compensation release_inventory succeeded")])
+    verdict = judge(resolved)
+    assert not verdict.ok and verdict.outcome == "VIOLATION", verdict
+
+
+def test_an_order_rolled_forward_is_judged_as_completed():
+    assert judge(completed()).ok  # a dispatched shipment, the charge kept: what rolling forward leaves

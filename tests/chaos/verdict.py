@@ -11,10 +11,13 @@ An order ends in exactly one of:
 * ``cancelled`` / ``failed``: nothing live: every charge refunded in full, every reservation
   released or expired, every shipment cancelled, no confirmation email;
 * ``manual``: anything else, provided operations were alerted by name ("MANUAL INTERVENTION
-  NEEDED: order <id>").
+  NEEDED: order <id>") and the alert is still live (no "RESOLVED: order <id>: compensation <task>"
+  message followed it).
 
-Whatever the outcome, nothing is done twice: at most one succeeded charge, reservation and shipment
-in the order's ledger. An order whose own values refuse it (a declined card...) never completes.
+Whatever the outcome, alert or not, nothing is done twice (at most one succeeded charge,
+reservation and shipment in the order's ledger), no order ends with a live charge and nothing
+shipping (the customer's money held), and none with goods shipping and the charge refunded (the
+shop's goods given away). An order whose own values refuse it (a declined card...) never completes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from tests.orders import OPS_EMAIL
 
 MANUAL_PREFIX = "MANUAL INTERVENTION NEEDED: order "
+RESOLVED_PREFIX = "RESOLVED: order "
 UNDONE_STATUSES = ("cancelled", "failed")
 #: A cancel accepted this long before the carrier's pickup must win over it: the pickup wait checks
 #: the cancel at every poll (1 s), so this is several polls of slack on a loaded machine.
@@ -67,6 +71,8 @@ class Evidence:
     address_changed_at: str | None = None
     #: The first forward step that failed (from the order API's task states), for the summary.
     failed_step: str | None = None
+    #: The order was finished instead of undone (its shipment was past the point of no return).
+    rolled_forward: bool = False
 
     @property
     def order_id(self) -> str:
@@ -86,18 +92,43 @@ class Verdict:
         return not self.violations
 
 
-def manual_alerts(evidence: Evidence) -> list[str]:
-    """Subjects of the manual-intervention alerts emailed to operations that name this order."""
-    wanted = f"{MANUAL_PREFIX}{evidence.order_id}"
+def _ops_subjects(evidence: Evidence) -> list[str]:
     subjects = []
     for entry in evidence.ledger:
         details = entry.get("details") or {}
-        if entry["operation"] != "email" or details.get("to") != OPS_EMAIL or entry["status"] != "succeeded":
-            continue
-        subject = str(details.get("subject", ""))
-        if subject == wanted or subject.startswith(wanted + ":"):
-            subjects.append(subject)
+        if entry["operation"] == "email" and details.get("to") == OPS_EMAIL and entry["status"] == "succeeded":
+            subjects.append(str(details.get("subject", "")))
     return subjects
+
+
+def manual_alerts(evidence: Evidence) -> list[str]:
+    """
+    Subjects of the manual-intervention alerts emailed to operations that name this order and are
+    still live: an alert about a compensation that a later "RESOLVED" message says succeeded is not.
+    """
+    wanted = f"{MANUAL_PREFIX}{evidence.order_id}"
+    resolved = f"{RESOLVED_PREFIX}{evidence.order_id}: compensation "
+    live: list[str] = []
+    for subject in _ops_subjects(evidence):
+        if subject == wanted or subject.startswith(wanted + ":"):
+            live.append(subject)
+        elif subject.startswith(resolved):
+            task = subject[len(resolved):].split(" ")[0]
+            live = [s for s in live if not s.startswith(f"{wanted}: compensation {task} ")]
+    return live
+
+
+def money_and_goods(evidence: Evidence) -> list[str]:
+    """Never both kept nor both gone: the customer's money and the shop's goods, whatever was alerted."""
+    problems = []
+    shipping = [s for s in evidence.shipments if s.get("status") != "cancelled"]
+    live_charges = [c for c in evidence.charges if c.get("status") in ("succeeded", "partially_refunded")]
+    refunded = [c for c in evidence.charges if c.get("refunded_amount")]
+    if live_charges and not shipping:
+        problems.append(f"a live charge and nothing shipping (charges {[c.get('status') for c in evidence.charges]})")
+    if shipping and refunded:
+        problems.append(f"goods shipping ({[s.get('status') for s in shipping]}) with the charge refunded")
+    return problems
 
 
 def _succeeded(evidence: Evidence, service: str, operation: str) -> list[dict[str, Any]]:
@@ -236,8 +267,10 @@ def judge(evidence: Evidence) -> Verdict:
         else:
             verdict.outcome = "VIOLATION"
             verdict.violations.extend(f"{p} (status {evidence.status}, no manual-intervention alert)" for p in problems)
-    # Never twice, and the signals' answers kept, whatever the outcome and whatever was alerted.
+    # Never twice, money and goods, and the signals' answers kept, whatever the outcome and whatever
+    # was alerted.
     verdict.violations.extend(never_twice(evidence))
+    verdict.violations.extend(money_and_goods(evidence))
     verdict.violations.extend(signal_problems(evidence))
     if verdict.violations:
         verdict.outcome = "VIOLATION"

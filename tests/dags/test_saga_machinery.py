@@ -34,14 +34,14 @@ def entries(ledger: Path) -> list[str]:
     return [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
 
 
-def test_the_builder_wires_forward_steps_and_the_rollback_in_reverse(dags):
+def test_the_builder_wires_forward_steps_and_the_rollback_as_the_table_says(dags):
     dag = dags["trip"]
     assert dag.get_task("plan").upstream_task_ids == {"a", "b", "c"}
     assert dag.get_task("plan").trigger_rule == "one_failed"
     assert dag.get_task("undo_c").upstream_task_ids == {"plan"}
     assert dag.get_task("undo_b").upstream_task_ids == {"plan", "undo_c"}
     assert dag.get_task("undo_a").upstream_task_ids == {"plan", "undo_b"}
-    assert dag.get_task("rolled_back").upstream_task_ids == {"plan", "undo_a"}
+    assert dag.get_task("rolled_back").upstream_task_ids == {"plan", "undo_a", "undo_b", "undo_c"}
     assert dag.get_task("done").upstream_task_ids == {"c"}
 
 

@@ -56,11 +56,17 @@ DEPLOY_ENV_FILE = REPO_ROOT / "deploy" / "airflow-order.env"
 E2E_DEPLOYMENT_SETTINGS = {
     # A paused inventory step waits 600 s x time_scale 0.01 = 6 s for a person, so that the test of
     # an unanswered decision ends in seconds; the other services keep the table's 24 h (864 s here).
-    # Compensations keep their 20 tries, with waits capped at 100 s x 0.01 = 1 s instead of 6 s, so
-    # that a compensation failing for good asks for manual intervention within about 30 s.
+    # Compensations keep their 5 quick tries, with waits capped at 100 s x 0.01 = 1 s, then wait
+    # deferred between calls (10 s, the provider's floor), for their horizon: the refund 25 s (so that
+    # a refund failing for good asks for manual intervention within half a minute), the release and
+    # the shipment's cancel 60 s (so that a test sees them waiting deferred, then brings the service back).
     "AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES": json.dumps({
         "inventory": {"decision_timeout": 600},
-        **{f"{service}.compensation": {"max_interval": 100} for service in ("payment", "inventory", "shipping")},
+        **{
+            f"{service}.compensation": {"max_interval": 100, "wait_interval": 100, "max_wait_interval": 300,
+                                        "horizon": horizon}
+            for service, horizon in (("payment", 2500), ("inventory", 6000), ("shipping", 6000))
+        },
     }),
     # An order's own processing may take 5 h x 0.01 = 180 s (1 h, 36 s, in deploy/): on a loaded
     # machine an order of this suite can take longer than 36 s to reach its last step. The test of

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_order_provider.operators.base import ABANDON, COMPENSATE, RETRY
 from airflow_order_provider.policies import policy_for
-from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger
+from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ def test_pause_then_compensate_undoes_the_order(client, services, airflow_env):
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
     states = client.task_states(DAG_ID, run_id)
     assert states["schedule_shipment"] == "failed" and states["cancel_order"] == "success", states
-    assert ledger(services, order["order_id"]) == [
+    assert settled(ledger(services, order["order_id"])) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("inventory", "release", "succeeded"),
@@ -141,11 +141,14 @@ def test_a_failed_compensation_asks_for_manual_intervention_and_a_clear_complete
     states = client.task_states(DAG_ID, run_id)
     assert (states["release_inventory"], states["refund_payment"], states["cancel_order"]) == (
         "success", "failed", "upstream_failed"), states
-    # an undo is patient: every try of the payment service's compensation row
+    # an undo is patient: every quick try of the payment service's compensation row, then deferred
+    # waits until its horizon
     assert tries(client, run_id)["refund_payment"] == policy_for("payment", compensation=True).attempts
+    waited = client.xcom(DAG_ID, run_id, "refund_payment", key="compensation")
+    assert waited["state"] == "manual" and waited["calls"] >= 2, waited
+    manual = f"MANUAL INTERVENTION NEEDED: order {order['order_id']}: compensation refund_payment failed"
     # (an undo is patient: while it retries, the order may also miss its 40 s ship deadline here)
-    assert [a for a in alerts(services, order["order_id"]) if "missed its ship deadline" not in a] == [
-        f"MANUAL INTERVENTION NEEDED: order {order['order_id']}: compensation refund_payment failed"]
+    assert [a for a in alerts(services, order["order_id"]) if "missed its ship deadline" not in a] == [manual]
     assert ledger(services, order["order_id"])[-1] == ("inventory", "release", "succeeded")
 
     services.clear_faults()  # someone fixed the payment service
@@ -153,7 +156,10 @@ def test_a_failed_compensation_asks_for_manual_intervention_and_a_clear_complete
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"  # a cancelled order stays failed
     states = client.task_states(DAG_ID, run_id)
     assert (states["refund_payment"], states["cancel_order"]) == ("success", "success"), states
-    assert ledger(services, order["order_id"]) == [
+    # a second message resolves the alert
+    assert [a for a in alerts(services, order["order_id"]) if "missed its ship deadline" not in a] == [
+        manual, f"RESOLVED: order {order['order_id']}: compensation refund_payment succeeded"]
+    assert settled(ledger(services, order["order_id"])) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("shipping", "schedule", "failed"),
@@ -161,3 +167,33 @@ def test_a_failed_compensation_asks_for_manual_intervention_and_a_clear_complete
         ("payment", "refund", "succeeded"),
     ]
     assert client.xcom(DAG_ID, run_id, "cancel_order")["status"] == "cancelled"
+
+
+# -- a service down for a whole order: the refund does not wait for the stock release ---------------
+
+
+def test_with_inventory_down_the_charge_is_refunded_while_the_release_waits_deferred_until_it_is_back(
+    client, services, airflow_env
+):
+    order = an_order()
+    services.set_faults("inventory", error_rate=1.0, seed=1)  # every inventory call answered 503
+    run_id = start(client, order, "inventory-down")
+    # The release keeps trying without a worker: deferred between calls (the grid shows it so).
+    client.wait_for_task_state(DAG_ID, run_id, "release_inventory", {"deferred"}, timeout=RUN_TIMEOUT)
+    client.wait_for_task_state(DAG_ID, run_id, "refund_payment", {"success"}, timeout=RUN_TIMEOUT)
+    assert client.dag_run(DAG_ID, run_id)["state"] == "running"  # refunded before the run ends
+    assert ledger(services, order["order_id"]) == [("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
+    story = client.get(f"/orders/{order['order_id']}")
+    assert story["status"] == "compensating"
+    assert story["compensations"]["refund_payment"]["state"] == "done"
+    release = story["compensations"]["release_inventory"]
+    assert release["state"] == "trying" and release["calls"] >= 1 and "ServiceUnavailableError" in release["last_error"]
+
+    services.clear_faults()  # inventory is back
+    assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed", airflow_env.describe_run(DAG_ID, run_id)
+    states = client.task_states(DAG_ID, run_id)
+    assert (states["release_inventory"], states["cancel_order"]) == ("success", "success"), states
+    assert client.get(f"/orders/{order['order_id']}")["status"] == "cancelled"
+    # the reservation was never made (every call refused before it was carried out): nothing to release
+    assert ledger(services, order["order_id"]) == [("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")]
+    assert not [a for a in alerts(services, order["order_id"]) if a.startswith("MANUAL")]

@@ -13,7 +13,7 @@ import pytest
 from airflow_order_provider.operators.approval import APPROVE, REJECT
 from airflow_order_provider.operators.base import COMPENSATE
 from tests.integration.test_failure_e2e import wait_for_decision_request
-from tests.orders import alerts, an_order, ledger
+from tests.orders import alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ def test_an_order_stuck_past_its_ship_deadline_alerts_operations(client, service
     services.clear_faults()
     client.respond(DAG_ID, run_id, "schedule_shipment", [COMPENSATE])
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed"
-    assert ledger(services, order["order_id"]) == [
+    assert settled(ledger(services, order["order_id"])) == [
         ("payment", "charge", "succeeded"),
         ("inventory", "reserve", "succeeded"),
         ("inventory", "release", "succeeded"),

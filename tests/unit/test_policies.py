@@ -73,3 +73,30 @@ def test_retry_policy_survives_dag_serialization():
     restored = ExceptionRetryPolicy.deserialize(PAYMENT.retry_policy().serialize())
     decision = restored.evaluate(exc.CardExpiredError("expired"), try_number=1, max_tries=3)
     assert decision.action is RetryAction.FAIL
+
+
+def test_compensations_try_quickly_then_wait_deferred_for_hours_and_a_deployment_shortens_it(monkeypatch):
+    import json
+    from datetime import timedelta
+
+    from airflow_order_provider.policies import BUILTIN_COMPENSATION_POLICIES, compensation_policy
+
+    assert {name: (p.attempts, p.horizon) for name, p in BUILTIN_COMPENSATION_POLICIES.items()} == {
+        "payment": (5, timedelta(hours=72)), "inventory": (5, timedelta(hours=24)), "shipping": (5, timedelta(hours=24))}
+    assert {(p.wait_interval, p.max_wait_interval) for p in BUILTIN_COMPENSATION_POLICIES.values()} == {
+        (timedelta(minutes=1), timedelta(minutes=30))}
+    monkeypatch.setenv("AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES", json.dumps(
+        {"inventory.compensation": {"horizon": 600, "wait_interval": 100, "max_wait_interval": 200}}))
+    row = compensation_policy("inventory")
+    assert (row.horizon, row.wait_interval, row.max_wait_interval) == (
+        timedelta(seconds=600), timedelta(seconds=100), timedelta(seconds=200))
+    assert compensation_policy("payment").horizon == timedelta(hours=72)
+
+
+def test_the_run_timeout_outlasts_a_refund_waiting_for_a_cancel_that_waits_its_whole_horizon():
+    from datetime import timedelta
+
+    from airflow_order_provider.policies import order_times
+
+    # workflow 1 h + approval 24 h + dispatch 24 h + 4 decisions of 24 h + margin 1 h = 146 h before issue 19
+    assert order_times().run_timeout(scale=1.0) >= timedelta(hours=146) + timedelta(hours=72 + 24)

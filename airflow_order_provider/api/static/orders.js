@@ -280,6 +280,22 @@
       ["Cancelled because", r.cancellation ? r.cancellation.reason : null],
     ]);
 
+    // Which compensations are done, still trying (next try), need a person; an order rolled forward.
+    const undo = order.compensations || {};
+    const says = (c) => {
+      if (c.state === "trying") {
+        return `still trying${c.next_try_at ? `, next try ${when(c.next_try_at)}` : ""}` +
+          `${c.calls ? ` (${c.calls} calls, last: ${c.last_error})` : ""}`;
+      }
+      if (c.state === "needs_person") return `needs a person${c.last_error ? `: ${c.last_error}` : ""}`;
+      if (c.state === "waiting") return `waiting for ${(c.for || []).join(", ")}`;
+      return c.state === "not_needed" ? "not needed" : c.state;
+    };
+    facts($("d-compensations"), [
+      ...Object.entries(undo).map(([task, c]) => [task, says(c)]),
+      ["Rolled forward", order.rolled_forward ? "yes: the parcel had left, the order was completed instead" : null],
+    ]);
+
     const body = $("history").querySelector("tbody");
     body.replaceChildren();
     for (const attempt of order.history) {

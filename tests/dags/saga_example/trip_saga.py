@@ -54,8 +54,10 @@ def trip_saga(failing: str | None) -> Saga:
         start=SagaTask("start", partial(PythonOperator, python_callable=lambda: {"id": "trip-1"})),
         steps=tuple(
             SagaStep(name, task(do, step=name, fail=name == failing), status=f"doing_{name}",
-                     compensation=f"undo_{name}", compensate=task(undo, step=name))
-            for name in ("a", "b", "c")
+                     compensation=f"undo_{name}", compensate=task(undo, step=name),
+                     # This trip undoes strictly latest first: each undo waits for the next step's.
+                     undo_after=(following,) if following else ())
+            for name, following in (("a", "b"), ("b", "c"), ("c", None))
         ),
         complete=SagaTask("done", partial(PythonOperator, python_callable=lambda: "done")),
         plan=SagaTask("plan", PlanCompensationOperator),

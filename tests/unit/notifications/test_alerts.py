@@ -24,3 +24,21 @@ def test_an_alert_that_cannot_be_emailed_gives_up_without_raising(service_connec
     alerts.send_alert_email(order_id=order_id, subject="s", body="b", idempotency_key=f"{order_id}:alert.x",
                             alert_email=OPS_EMAIL)
     assert service_connections.received()["notification"] - before == 3  # three tries, then it gave up
+
+
+def test_a_cancel_read_while_waiting_for_the_carrier_is_no_incident():
+    """Seen in the e2e run: the pickup wait, resumed by its trigger's cancel event, raised the saga's
+    generic SagaCancelledError for "order None", and operations got "task wait_for_dispatch failed"."""
+    from airflow_order_provider.exceptions import OrderCancelledError
+    from airflow_order_provider.notifications.alerts import describe_alert
+    from airflow_order_provider.sensors.shipping import WaitForDispatchSensor
+
+    sensor = WaitForDispatchSensor(task_id="wait_for_dispatch", order_id=None, shipment_id="shp-1")
+    sensor.order_id = None  # as resumed from the triggerer, before anything read the order
+    error = None
+    try:
+        sensor.execute_complete({}, {"status": "cancelled", "order_id": "ord-7", "cancel_request": {"reason": "r"}})
+    except Exception as raised:
+        error = raised
+    assert isinstance(error, OrderCancelledError) and "order ord-7 cancelled" in str(error), error
+    assert describe_alert({"task": sensor, "exception": error}) is None
