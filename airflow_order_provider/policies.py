@@ -28,8 +28,6 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
-
 from airflow_order_provider.exceptions import (
     AddressUndeliverableError,
     CardExpiredError,
@@ -41,6 +39,13 @@ from airflow_order_provider.exceptions import (
     RegionNotServicedError,
     ServiceAuthenticationError,
     ServiceValidationError,
+)
+from airflow_order_provider.version_compat import (
+    HAS_RETRY_POLICY,
+    ExceptionRetryPolicy,
+    RetryAction,
+    RetryRule,
+    conf,
 )
 
 CONFIG_SECTION = "order_provider"
@@ -64,8 +69,6 @@ EXHAUSTED_MODES: tuple[str, ...] = ("compensate", "pause", "fail")
 
 def time_scale() -> float:
     """Return ``[order_provider] time_scale`` (default 1.0); it must be a positive number."""
-    from airflow.sdk.configuration import conf
-
     value = conf.getfloat(CONFIG_SECTION, "time_scale", fallback=1.0)
     if value <= 0:
         raise ValueError(f"[{CONFIG_SECTION}] time_scale must be positive, got {value}")
@@ -118,7 +121,13 @@ class ServicePolicy:
         return interval * (time_scale() if scale is None else scale)
 
     def retry_policy(self) -> ExceptionRetryPolicy:
-        """Airflow retry policy that fails at once on the errors no retry can fix."""
+        """
+        Airflow retry policy that fails at once on the errors no retry can fix (Airflow 3.3+;
+        before, the operators fail such errors at once themselves:
+        :func:`airflow_order_provider.version_compat.fail_at_once_on`).
+        """
+        if not HAS_RETRY_POLICY:
+            raise RuntimeError("retry policies need Airflow 3.3+")
         rules = []
         if self.never_retried:
             rules.append(
@@ -145,7 +154,7 @@ class ServicePolicy:
             "retry_delay": self.first_interval * scale,
             "retry_exponential_backoff": self.backoff,
             "max_retry_delay": self.max_interval * scale,
-            "retry_policy": self.retry_policy(),
+            **({"retry_policy": self.retry_policy()} if HAS_RETRY_POLICY else {}),
         }
 
     def operator_defaults(self, scale: float | None = None) -> dict[str, Any]:
@@ -237,8 +246,6 @@ COMPENSATION_SUFFIX = ".compensation"
 
 
 def _overrides() -> dict[str, dict[str, Any]]:
-    from airflow.sdk.configuration import conf
-
     raw = conf.get(CONFIG_SECTION, "policy_overrides", fallback="") or ""
     if not raw.strip():
         return {}
@@ -373,8 +380,6 @@ _TIME_OPTIONS = {
 
 def order_times() -> OrderTimes:
     """The order-level limits with this deployment's ``[order_provider]`` settings (seconds)."""
-    from airflow.sdk.configuration import conf
-
     changes: dict[str, Any] = {}
     for option, name in _TIME_OPTIONS.items():
         raw = conf.get(CONFIG_SECTION, option, fallback="") or ""

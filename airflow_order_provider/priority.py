@@ -42,7 +42,6 @@ API server's) transaction, which must not be committed from here. A persistent t
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +50,10 @@ from airflow.task.priority_strategy import PriorityWeightStrategy
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
 
+from airflow_order_provider.version_compat import run_being_created
+
 PREMIUM_BONUS = 10
 EXPEDITED_BONUS = 20
-#: How many callers up the strategy looks for the run being created (insert_mapping, refresh_from_task).
-_CALLER_DEPTH = 4
 
 
 def _matches(candidate: Any, ti: TaskInstance) -> bool:
@@ -75,15 +74,8 @@ def _run_of(ti: TaskInstance) -> Any | None:
         dag_run = ti.dag_run
         if _matches(dag_run, ti):
             return dag_run
-    frame = sys._getframe(2)  # get_weight's caller
-    for _ in range(_CALLER_DEPTH):
-        if frame is None:
-            break
-        candidate = frame.f_locals.get("dag_run")
-        if _matches(candidate, ti):
-            return candidate
-        frame = frame.f_back
-    return None
+    # get_weight's caller and up: where the run lives differs by release (version_compat).
+    return run_being_created(lambda candidate: _matches(candidate, ti), depth=2)
 
 
 def is_premium(conf: dict[str, Any] | None) -> bool:

@@ -88,14 +88,16 @@ def ship_deadline_alert(saga: Saga) -> DeadlineAlert:
     """
     The DAG's business deadline: the order ships within ``ship_deadline`` (24 h, scaled) of being
     placed, or :func:`order_missed_ship_deadline` alerts operations with the step it is stuck at.
+    (On Airflow 3.1, of being queued: see
+    :func:`~airflow_order_provider.version_compat.order_deadline_reference`.)
     """
-    from airflow.sdk import AsyncCallback, DeadlineAlert
-
-    from airflow_order_provider.deadlines import OrderPlacedAt
+    import airflow_order_provider.deadlines  # noqa: F401 (the dag.test() deadline fix, where it applies)
     from airflow_order_provider.policies import order_times
+    from airflow_order_provider.version_compat import deadline_alert_classes, order_deadline_reference
 
+    DeadlineAlert, _, AsyncCallback = deadline_alert_classes()
     return DeadlineAlert(
-        reference=OrderPlacedAt(),
+        reference=order_deadline_reference(),
         interval=order_times().scaled("ship_deadline"),
         callback=AsyncCallback(order_missed_ship_deadline, kwargs={"forward_steps": list(saga.step_ids)}),
     )

@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from airflow_order_provider.exceptions import (
     CompensationImpossibleError,
@@ -48,6 +47,12 @@ from airflow_order_provider.saga.failure import (
     StepFailure,
 )
 from airflow_order_provider.saga.steps import SagaAware
+from airflow_order_provider.version_compat import (
+    AirflowFailException,
+    AirflowTaskTimeout,
+    await_decision,
+    fail_at_once_on,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -331,6 +336,10 @@ class OrderStepOperator(OrderServiceOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with fail_at_once_on(self.policy.is_never_retried):  # the retry policy's FAIL before Airflow 3.3
+            return self._execute_step(context)
+
+    def _execute_step(self, context: Context) -> dict[str, Any]:
         self.prepare(context)
         mode = self.exhausted_mode
         try:
@@ -512,7 +521,6 @@ class OrderStepOperator(OrderServiceOperator):
     # -- pause: a person decides -------------------------------------------------------------
 
     def _ask_for_decision(self, context: Context, failure: StepFailure) -> None:
-        from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
         timeout = max(self.policy.scaled(self.policy.decision_timeout), timedelta(seconds=1))
@@ -533,7 +541,10 @@ class OrderStepOperator(OrderServiceOperator):
             params={},
         )
         self.log.info("Waiting up to %s for a decision in Required Actions", timeout)
-        raise TaskAwaitingInput(method_name="resume_after_decision", timeout=timeout)
+        await_decision(
+            self, ti_id=context["task_instance"].id, options=[RETRY, COMPENSATE, ABANDON], defaults=[COMPENSATE],
+            timeout=timeout, method_name="resume_after_decision",
+        )
 
     def resume_after_decision(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Carry out the decision a person took in Required Actions (or the default at timeout)."""
@@ -590,6 +601,10 @@ class OrderCompensationOperator(OrderServiceOperator):
         return [record[self.hook.record_id_field] for record in live]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with fail_at_once_on(self.policy.is_never_retried):  # the retry policy's FAIL before Airflow 3.3
+            return self._execute_undo(context)
+
+    def _execute_undo(self, context: Context) -> dict[str, Any]:
         self.prepare(context)
         if self.saga is not None and not getattr(self, self.id_field):
             # The step's own record when it has a proven result; else whatever is in effect.

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseBranchOperator, BaseOperator
+from airflow.sdk import BaseOperator
 
 from airflow_order_provider.exceptions import InvalidOrderError, OrderServiceError
 from airflow_order_provider.operators.base import OrderSagaTask, hook_for
 from airflow_order_provider.policies import order_times, policy_for
 from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperator, SagaCancelledOperator
+from airflow_order_provider.version_compat import BaseBranchOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
