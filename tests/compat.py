@@ -31,6 +31,22 @@ needs_provider_cli = pytest.mark.skipif(
 needs_3_3 = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason=f"needs Airflow 3.3+; this is {AIRFLOW_VERSION}")
 
 
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+else:
+    from airflow.exceptions import AirflowSensorTimeout, TaskDeferred
+
+__all__ = [
+    "AirflowSensorTimeout",
+    "TaskDeferred",
+    "dag_bag_class",
+    "needs_3_3",
+    "needs_custom_deadline_references",
+    "needs_provider_cli",
+    "needs_retry_policy",
+]
+
+
 def dag_bag_class():
     """Airflow's DagBag: ``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` in 3.1."""
     if AIRFLOW_V_3_2_PLUS:
