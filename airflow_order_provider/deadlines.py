@@ -24,6 +24,7 @@ from typing import Any
 from airflow_order_provider.version_compat import (
     HAS_CUSTOM_DEADLINE_REFERENCES,
     install_dag_test_deadline_fix,
+    install_dag_test_fixes,
 )
 
 if HAS_CUSTOM_DEADLINE_REFERENCES:
@@ -54,11 +55,12 @@ __all__ = ["DEADLINE_REFERENCES", "install_dag_test_deadline_fix"] + (
 )
 
 
-# The workaround of Airflow's ``dag.test()`` deadline lookup (3.2+) is
-# :func:`airflow_order_provider.version_compat.install_dag_test_deadline_fix`. It is installed when
+# The workarounds of ``dag.test()``'s upstream bugs (the deadline lookup of 3.2+, the execution API's
+# startup race of 3.1 and 3.2) are in :mod:`airflow_order_provider.version_compat`
+# (:func:`~airflow_order_provider.version_compat.install_dag_test_fixes`). They are installed when
 # this module is imported, which the DAG file (through its deadline alert) and the provider's plugin
 # both do; only where Airflow's core models are loaded already (``airflow dags test``,
 # ``dag.test()``, the scheduler's processes): a task's worker parses the DAG file without them, and
 # importing them there would cost every task about half a second.
 if "airflow.models.dagrun" in sys.modules:
-    install_dag_test_deadline_fix()
+    install_dag_test_fixes()

@@ -46,6 +46,7 @@ from airflow_order_provider.version_compat import (
     RetryAction,
     RetryRule,
     conf,
+    exponential_backoff,
 )
 
 CONFIG_SECTION = "order_provider"
@@ -152,7 +153,7 @@ class ServicePolicy:
         return {
             "retries": self.attempts - 1,
             "retry_delay": self.first_interval * scale,
-            "retry_exponential_backoff": self.backoff,
+            "retry_exponential_backoff": exponential_backoff(self.backoff),
             "max_retry_delay": self.max_interval * scale,
             **({"retry_policy": self.retry_policy()} if HAS_RETRY_POLICY else {}),
         }

@@ -19,7 +19,8 @@ What each release lacks, read in the installed sources of apache-airflow 3.1.8, 
   paused step waits as the standard ``HITLOperator`` does there: deferred to
   ``HITLTrigger`` on the triggerer (:func:`await_decision`).
 * **``Connection.aextra_dejson``** (3.3.2): before, the extras are read in a worker thread.
-* **3.1** differs in more: configuration and exceptions live in ``airflow.configuration`` and
+* **3.1** differs in more: ``retry_exponential_backoff`` is on/off and doubles (a multiplier from
+  3.2; :func:`exponential_backoff`), configuration and exceptions live in ``airflow.configuration`` and
   ``airflow.exceptions`` (``airflow.sdk.configuration`` and ``airflow.sdk.exceptions`` are 3.2),
   ``BaseBranchOperator`` is the standard provider's, deadline alerts live in
   ``airflow.sdk.definitions.deadline`` and take no custom reference (plugins register
@@ -135,6 +136,18 @@ def fail_at_once_on(is_never_retried: Callable[[BaseException], bool]) -> Iterat
                 f"{getattr(error, 'error_type', type(error).__name__)}: {error} (never retried)"
             ) from error
         raise
+
+
+# -- back-off (a multiplier from 3.2) ----------------------------------------------------------------------
+
+#: ``retry_exponential_backoff`` is the back-off's multiplier from 3.2; in 3.1 it is on or off, and on
+#: means doubling (``retry_delay * 2 ** (try - 1)``, with jitter, capped by ``max_retry_delay``).
+BACKOFF_IS_A_MULTIPLIER = AIRFLOW_V_3_2_PLUS
+
+
+def exponential_backoff(factor: float) -> float | bool:
+    """Airflow's ``retry_exponential_backoff`` for the policy table's ``factor``: 3.1 doubles whenever it is above 1."""
+    return float(factor) if BACKOFF_IS_A_MULTIPLIER else factor > 1
 
 
 # -- waiting for a person (TaskAwaitingInput: 3.3.0) -----------------------------------------------
@@ -272,6 +285,87 @@ def install_dag_test_deadline_fix() -> bool:
     get_by_id.__doc__ = current.__doc__
     DeadlineAlertModel.get_by_id = classmethod(get_by_id)  # type: ignore[method-assign]
     return True
+
+
+# -- upstream bug: dag.test() of Airflow 3.1 and 3.2 loses its in-process execution API's services ------
+#
+# ``dag.test()`` (and ``airflow dags test``) runs each task against an in-process execution API
+# (``InProcessExecutionAPI.transport``, airflow/api_fastapi/execution_api/app.py). 3.1 and 3.2 enter
+# the app's lifespan (which puts the app's services in ``app.state.svcs_registry``) on a2wsgi's loop
+# without waiting for it, and keep the lifespan's exit stack on the ``InProcessExecutionAPI`` object,
+# which the supervisor drops as soon as it has the transport (``_api_client``). When that object is
+# collected, the lifespan is unwound, and svcs 26.2's lifespan then removes ``svcs_registry``: every
+# task fails before it starts with ``'State' object has no attribute 'svcs_registry'`` (seen with
+# 3.2.2 and svcs 26.2.0, on a trivial DAG too). Airflow 3.3 waits for the startup and ties the
+# lifespan to the transport ("Stop the loop + thread and unwind the lifespan when the *transport* is
+# garbage collected"). The fix below does the same for 3.1 and 3.2; it changes nothing in a
+# deployment (no in-process execution API there).
+
+DAG_TEST_LIFESPAN_RACE = not AIRFLOW_V_3_3_PLUS
+
+
+class _StartedInProcessAPI:
+    """3.1's and 3.2's ``InProcessExecutionAPI`` whose transport waits for the app's startup and keeps it, as 3.3's."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._transport: Any = None
+
+    @property
+    def app(self) -> Any:
+        return self._api.app
+
+    @property
+    def transport(self) -> Any:
+        if self._transport is None:
+            from contextlib import AsyncExitStack
+
+            import httpx
+            from a2wsgi import ASGIMiddleware
+
+            middleware = ASGIMiddleware(self.app)
+
+            async def start_lifespan(cm: AsyncExitStack, app: Any) -> None:
+                await cm.enter_async_context(app.router.lifespan_context(app))
+
+            cm = AsyncExitStack()
+            asyncio.run_coroutine_threadsafe(start_lifespan(cm, self.app), middleware.loop).result()
+            self._transport = httpx.WSGITransport(app=middleware)
+            # The lifespan lives as long as the transport (the client keeps it), not this object,
+            # which the supervisor drops at once.
+            self._transport._order_provider_lifespan = cm
+        return self._transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+def install_dag_test_lifespan_fix() -> bool:
+    """
+    Give ``dag.test()``'s tasks an in-process execution API that has started (3.1, 3.2): the
+    supervisor's ``in_process_api_server`` (which ``_api_client`` calls for each task) wrapped.
+    True if installed now.
+    """
+    if not DAG_TEST_LIFESPAN_RACE:
+        return False
+    from airflow.sdk.execution_time import supervisor
+
+    current = supervisor.in_process_api_server
+    if getattr(current, "_order_provider_fix", False):
+        return False
+
+    def in_process_api_server() -> Any:
+        return _StartedInProcessAPI(current())
+
+    in_process_api_server._order_provider_fix = True  # type: ignore[attr-defined]
+    supervisor.in_process_api_server = in_process_api_server
+    return True
+
+
+def install_dag_test_fixes() -> None:
+    """The workarounds of ``dag.test()``'s upstream bugs that apply to this release."""
+    install_dag_test_deadline_fix()
+    install_dag_test_lifespan_fix()
 
 
 # -- a new run's task instances: which run? (priority weight strategies) ---------------------------------

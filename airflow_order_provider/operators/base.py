@@ -79,6 +79,11 @@ MISCONFIGURED = (ServiceAuthenticationError, ServiceValidationError, Idempotency
 AMBIGUOUS = (ServiceTimeoutError, ServiceUnavailableError, AirflowTaskTimeout, IdempotencyKeyReusedError)
 
 
+def _growth(backoff: float | bool | None) -> float:
+    """The factor retry delays grow by: Airflow 3.1's ``retry_exponential_backoff`` is True for doubling."""
+    return 2.0 if backoff is True else float(backoff or 1)
+
+
 def idempotency_key(order_id: str, action: str) -> str:
     """
     The key under which a service remembers one action of one order.
@@ -502,7 +507,7 @@ class OrderStepOperator(OrderServiceOperator):
                 "Try %d of %d of %s for order %s failed: %s. Airflow tries again after its retry delay"
                 " (%s, growing x%g, at most %s): try %d of %d.",
                 ti.try_number, attempts, self.task_id, self.order_id, failure.message, self.retry_delay,
-                float(self.retry_exponential_backoff or 1), self.max_retry_delay, ti.try_number + 1, attempts,
+                _growth(self.retry_exponential_backoff), self.max_retry_delay, ti.try_number + 1, attempts,
             )
             return
         if never_retried:

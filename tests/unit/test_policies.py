@@ -13,7 +13,7 @@ from airflow_order_provider.policies import (
     SHIPPING,
     time_scale,
 )
-from airflow_order_provider.version_compat import RetryAction
+from airflow_order_provider.version_compat import RetryAction, exponential_backoff
 from tests.compat import needs_retry_policy
 
 
@@ -32,7 +32,7 @@ def test_attempts_count_every_try_and_time_scale_shrinks_intervals():
     assert defaults["retries"] == 2
     assert defaults["retry_delay"] == timedelta(seconds=0.5)
     assert defaults["max_retry_delay"] == timedelta(seconds=3)
-    assert defaults["retry_exponential_backoff"] == 2.0
+    assert defaults["retry_exponential_backoff"] == exponential_backoff(2.0)  # 2.0; True (doubling) on 3.1
     assert defaults["execution_timeout"] == timedelta(seconds=6)
     assert NOTIFICATION.operator_defaults(scale=0.001)["execution_timeout"] == MIN_STEP_TIMEOUT
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The provider on each Airflow release it supports, installed as a user installs it.
+#
+#   bash scripts/compat.sh [VERSION...]      default: 3.1.8 3.2.2 3.3.2 (the latest patch of each minor)
+#
+# For each version, in .compat/venv-<minor> (git-ignored; created once, then reused):
+#   1. the built wheels (provider, and the reference services beside it) and apache-airflow==VERSION,
+#      installed together by uv as pip would (`pip install airflow_order_provider-*.whl
+#      "apache-airflow==X.Y.Z"`); the step fails if Airflow would be moved off VERSION;
+#   2. `airflow providers list` shows the provider;
+#   3. the tests that apply, from a copy of tests/ and dags/ in .compat/run-<minor> (so that the
+#      provider is imported from the installed wheel, never from this source tree): the unit tests,
+#      the dag.test() orders (happy, refused card, compensated after a refusal...: every one checks
+#      the services' audit ledger) and `airflow dags test` of a successful order (the deadline
+#      workaround). What a release cannot do is skipped by marker, with its reason in the summary
+#      (pytest -ra); nothing is skipped silently.
+#
+# COMPAT_PYTEST_ARGS: extra pytest arguments (e.g. "-k happy"); COMPAT_TESTS: the test paths
+# (default below). Exit status: non-zero when any version fails; a summary line per version.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+VERSIONS=("$@")
+[[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=(3.1.8 3.2.2 3.3.2)
+UV="$ROOT/.venv/bin/uv"
+PYTHON="${PYTHON:-$(command -v python3.11 2>/dev/null || command -v python3)}"
+DIST="$ROOT/.compat/dist"
+# The unit tests that test the installed provider (not this repository's compose file or benchmark
+# harness), the dag.test() orders, and `airflow dags test` (a test module of the integration suite
+# that needs no running Airflow).
+DEFAULT_TESTS="tests/unit tests/dags tests/integration/test_dags_test_cli.py --ignore=tests/unit/test_compose.py --ignore=tests/unit/test_benchmark_shape.py"
+TESTS="${COMPAT_TESTS:-$DEFAULT_TESTS}"
+
+log() { echo "[compat] $(date +%H:%M:%S) $*"; }
+
+[[ -x "$UV" ]] || { log "error: $UV missing: run make venv first"; exit 1; }
+
+log "building the wheels"
+rm -rf "$DIST"
+"$UV" build --quiet --wheel --out-dir "$DIST" "$ROOT" >/dev/null
+"$UV" build --quiet --wheel --out-dir "$DIST" "$ROOT/services" >/dev/null
+PROVIDER_WHEEL="$(ls "$DIST"/airflow_order_provider-*.whl)"
+SERVICES_WHEEL="$(ls "$DIST"/airflow_order_services-*.whl)"
+
+declare -a SUMMARY=()
+status=0
+for version in "${VERSIONS[@]}"; do
+    minor="${version%.*}"
+    venv="$ROOT/.compat/venv-$minor"
+    run="$ROOT/.compat/run-$minor"
+    started=$SECONDS
+    log "== Airflow $version in $venv"
+    [[ -x "$venv/bin/python" ]] || "$UV" venv --quiet --python "$PYTHON" "$venv"
+    # Installed together, as a user would; --reinstall-package: the wheel just built, not a cached one.
+    if ! "$UV" pip install --quiet --python "$venv/bin/python" --reinstall-package airflow-order-provider \
+        --reinstall-package airflow-order-services \
+        "$PROVIDER_WHEEL" "$SERVICES_WHEEL" "apache-airflow==$version" pytest jsonschema; then
+        SUMMARY+=("Airflow $version: FAILED to install"); status=1; continue
+    fi
+    installed="$("$venv/bin/python" -c 'import airflow, sys; print(airflow.__version__)' 2>/dev/null | tail -1)"
+    if [[ "$installed" != "$version" ]]; then
+        SUMMARY+=("Airflow $version: FAILED: Airflow $installed installed"); status=1; continue
+    fi
+    home="$(mktemp -d -t compat-airflow-home.XXXXXX)"
+    if ! AIRFLOW_HOME="$home" "$venv/bin/airflow" providers list 2>/dev/null | grep -q "airflow-order-provider"; then
+        SUMMARY+=("Airflow $version: FAILED: not in airflow providers list"); status=1; rm -rf "$home"; continue
+    fi
+    rm -rf "$home"
+
+    rm -rf "$run"
+    mkdir -p "$run"
+    cp -r "$ROOT/tests" "$ROOT/dags" "$ROOT/pyproject.toml" "$run/"
+    find "$run" -name __pycache__ -prune -exec rm -rf {} +
+    where="$(cd "$run" && "$venv/bin/python" -c 'import airflow_order_provider as p; print(p.__file__)' 2>/dev/null | tail -1)"
+    if [[ "$where" != "$venv"/* ]]; then
+        SUMMARY+=("Airflow $version: FAILED: the provider is imported from $where, not the wheel"); status=1; continue
+    fi
+    log "pytest $TESTS (provider from $where)"
+    set +e
+    # shellcheck disable=SC2086  # TESTS is a list of paths and options
+    (cd "$run" && "$venv/bin/python" -m pytest -p no:cacheprovider -ra $TESTS ${COMPAT_PYTEST_ARGS:-}) \
+        2>&1 | tee "$ROOT/.compat/pytest-$minor.log"
+    code=${PIPESTATUS[0]}
+    set -e
+    line="$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$ROOT/.compat/pytest-$minor.log" | tail -1 | tr -d '=')"
+    took=$((SECONDS - started))
+    if [[ $code -ne 0 ]]; then
+        SUMMARY+=("Airflow $version: FAILED:${line} (${took}s)"); status=1
+    else
+        SUMMARY+=("Airflow $version: ok:${line} (${took}s)")
+    fi
+done
+
+echo
+for line in "${SUMMARY[@]}"; do log "$line"; done
+exit $status
