@@ -3,7 +3,7 @@
 #
 #   bash scripts/compat.sh [VERSION...]      default: 3.1.8 3.2.2 3.3.2 (the latest patch of each minor)
 #
-# For each version, in .compat/venv-<minor> (git-ignored; created once, then reused):
+# For each version, in .compat/venv-<minor> (git-ignored; created afresh each time):
 #   1. the built wheels (provider, and the reference services beside it) and apache-airflow==VERSION,
 #      installed together by uv as pip would (`pip install airflow_order_provider-*.whl
 #      "apache-airflow==X.Y.Z"`); the step fails if Airflow would be moved off VERSION;
@@ -34,6 +34,19 @@ TESTS="${COMPAT_TESTS:-$DEFAULT_TESTS}"
 
 log() { echo "[compat] $(date +%H:%M:%S) $*"; }
 
+# What Airflow's constraints file of a release would pin and its own requirements leave open, where
+# today's newest breaks that release by itself (whatever the provider): Airflow 3.2.2 with fastapi
+# 0.165 fails to build its execution API (pydantic: "TITerminalStatePayload needs a discriminator
+# field"), so every task of `airflow dags test` fails; cadwyn 9 needs that fastapi. The pins are the
+# versions this project's 3.3.2 development environment resolves. A deployment installs Airflow with
+# its constraints file (as Airflow's installation guide says) and never meets this.
+pins() {
+    case "$1" in
+        3.2) echo "fastapi==0.136.3 cadwyn==7.0.0" ;;
+        *) echo "" ;;
+    esac
+}
+
 [[ -x "$UV" ]] || { log "error: $UV missing: run make venv first"; exit 1; }
 
 log "building the wheels"
@@ -51,11 +64,12 @@ for version in "${VERSIONS[@]}"; do
     run="$ROOT/.compat/run-$minor"
     started=$SECONDS
     log "== Airflow $version in $venv"
-    [[ -x "$venv/bin/python" ]] || "$UV" venv --quiet --python "$PYTHON" "$venv"
-    # Installed together, as a user would; --reinstall-package: the wheel just built, not a cached one.
-    if ! "$UV" pip install --quiet --python "$venv/bin/python" --reinstall-package airflow-order-provider \
-        --reinstall-package airflow-order-services \
-        "$PROVIDER_WHEEL" "$SERVICES_WHEEL" "apache-airflow==$version" pytest jsonschema; then
+    rm -rf "$venv"
+    "$UV" venv --quiet --python "$PYTHON" "$venv"
+    # Installed together, as a user would (a fresh venv each time; uv's cache makes it quick).
+    # shellcheck disable=SC2046  # pins: a list of requirements
+    if ! "$UV" pip install --quiet --python "$venv/bin/python" \
+        "$PROVIDER_WHEEL" "$SERVICES_WHEEL" "apache-airflow==$version" pytest jsonschema $(pins "$minor"); then
         SUMMARY+=("Airflow $version: FAILED to install"); status=1; continue
     fi
     installed="$("$venv/bin/python" -c 'import airflow, sys; print(airflow.__version__)' 2>/dev/null | tail -1)"
