@@ -11,6 +11,8 @@
 #   make compat      the provider on Airflow 3.1.8, 3.2.2 and 3.3.2 (scripts/compat.sh): the built wheel
 #                    installed beside each release in .compat/venv-<minor>, then the unit tests and
 #                    dag.test() orders that apply (skips named by version); VERSIONS="3.2.2" for one
+#   make compat-ci   CI's reduced compat run: Airflow 3.1.8 and 3.2.2, the version-dependent unit tests
+#                    and three dag.test() orders (happy, refused card, compensated)
 #   make order-form  regenerate airflow_order_provider/order_form.json (the trigger form) after changing the order model
 #   make demo        reference services + Airflow on PostgreSQL (LocalExecutor), DAG unpaused (scripts/demo.sh)
 #   make rush N=100  send N orders at once to a running demo; check every order final and the ledger
@@ -40,7 +42,7 @@ N ?=
 # python3.11 if present, else python3 when it is >= 3.10 (checked when the venv is created).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
-.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean compat
+.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean compat compat-ci
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -96,6 +98,9 @@ lint: $(STAMP)
 VERSIONS ?=
 compat: $(STAMP)
 	bash scripts/compat.sh $(VERSIONS)
+
+compat-ci: $(STAMP)
+	COMPAT_CI=1 bash scripts/compat.sh $(VERSIONS)
 
 # The trigger form's schemas, generated from the order model (tests/unit/test_order_form.py checks them).
 .PHONY: order-form
