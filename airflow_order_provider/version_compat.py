@@ -34,6 +34,7 @@ What each release lacks, read in the installed sources of apache-airflow 3.1.8, 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -298,8 +299,11 @@ def install_dag_test_deadline_fix() -> bool:
 # task fails before it starts with ``'State' object has no attribute 'svcs_registry'`` (seen with
 # 3.2.2 and svcs 26.2.0, on a trivial DAG too). Airflow 3.3 waits for the startup and ties the
 # lifespan to the transport ("Stop the loop + thread and unwind the lifespan when the *transport* is
-# garbage collected"). The fix below does the same for 3.1 and 3.2; it changes nothing in a
-# deployment (no in-process execution API there).
+# garbage collected"), and builds the app once per process (``in_process_api_server`` is an
+# ``lru_cache(maxsize=1)``), where 3.1 and 3.2 build the whole app again for every task (seconds
+# each on 2 cores: a dag.test() order took minutes and ran into its workflow timeout). The fix
+# below does the same for 3.1 and 3.2; it changes nothing in a deployment (no in-process execution
+# API there).
 
 DAG_TEST_LIFESPAN_RACE = not AIRFLOW_V_3_3_PLUS
 
@@ -342,9 +346,9 @@ class _StartedInProcessAPI:
 
 def install_dag_test_lifespan_fix() -> bool:
     """
-    Give ``dag.test()``'s tasks an in-process execution API that has started (3.1, 3.2): the
-    supervisor's ``in_process_api_server`` (which ``_api_client`` calls for each task) wrapped.
-    True if installed now.
+    Give ``dag.test()``'s tasks an in-process execution API that has started and stays up, one per
+    process (3.1, 3.2): the supervisor's ``in_process_api_server`` (which ``_api_client`` calls for
+    each task) wrapped and cached, as 3.3's is. True if installed now.
     """
     if not DAG_TEST_LIFESPAN_RACE:
         return False
@@ -354,6 +358,7 @@ def install_dag_test_lifespan_fix() -> bool:
     if getattr(current, "_order_provider_fix", False):
         return False
 
+    @functools.lru_cache(maxsize=1)
     def in_process_api_server() -> Any:
         return _StartedInProcessAPI(current())
 
