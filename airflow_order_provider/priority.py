@@ -32,12 +32,14 @@ less than ``expedite_within`` (1 hour, scaled by ``[order_provider] time_scale``
 the order's ship deadline, counted from the time it was placed (``run_after``). An order that sat
 in the queue, or a step cleared late in the order's life, therefore moves ahead of fresh orders.
 
-Where the run comes from: Airflow 3.3.2 builds a new run's task instances as transient objects
+Where the run comes from: Airflow builds a new run's task instances as transient objects
 (``TaskInstance.insert_mapping``) and calls the strategy with one that has no ``dag_run``; the
-run being created is the ``dag_run`` argument of that caller (and of ``refresh_from_task``). The
-strategy finds it there, without touching the database: it runs inside the scheduler's (or the
-API server's) transaction, which must not be committed from here. A persistent task instance
-(a clear) has its ``dag_run`` relationship. Without a run, it falls back to the task's own weight.
+run being created is in its callers' frames (3.2+: the ``dag_run`` argument of ``insert_mapping``
+and ``refresh_from_task``; 3.1: ``self`` of ``insert_mapping``'s caller), which
+:func:`airflow_order_provider.version_compat.run_being_created` looks up, without touching the
+database: the strategy runs inside the scheduler's (or the API server's) transaction, which must
+not be committed from here. A persistent task instance (a clear) has its ``dag_run``
+relationship. Without a run, it falls back to the task's own weight.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ if AIRFLOW_V_3_2_PLUS:
         AirflowFailException,
         AirflowSkipException,
         AirflowTaskTimeout,
+        DownstreamTasksSkipped,
     )
 else:
     from airflow.configuration import conf  # type: ignore[no-redef]
@@ -82,6 +83,7 @@ else:
         AirflowFailException,
         AirflowSkipException,
         AirflowTaskTimeout,
+        DownstreamTasksSkipped,
     )
     from airflow.providers.standard.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
 
@@ -100,6 +102,7 @@ __all__ = [
     "AirflowSkipException",
     "AirflowTaskTimeout",
     "BaseBranchOperator",
+    "DownstreamTasksSkipped",
     "ExceptionRetryPolicy",
     "MIN_AIRFLOW_VERSION",
     "RetryAction",
