@@ -65,6 +65,8 @@ HAS_RETRY_POLICY = AIRFLOW_V_3_3_PLUS
 HAS_CUSTOM_DEADLINE_REFERENCES = AIRFLOW_V_3_2_PLUS
 #: Provider CLI commands through provider info's ``cli`` entry (``airflow orders setup``).
 HAS_PROVIDER_CLI = AIRFLOW_V_3_2_PLUS
+#: Task state stores (``airflow.state``, ``context["task_state_store"]``): not in 3.1.8 or 3.2.2.
+HAS_TASK_STATE_STORE = AIRFLOW_V_3_3_PLUS
 
 if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk import BaseBranchOperator
