@@ -55,8 +55,8 @@ __all__ = ["DEADLINE_REFERENCES", "install_dag_test_deadline_fix"] + (
 )
 
 
-# The workarounds of ``dag.test()``'s upstream bugs (the deadline lookup of 3.2+, the execution API's
-# startup race of 3.1 and 3.2) are in :mod:`airflow_order_provider.version_compat`
+# The workarounds of ``dag.test()``'s upstream bugs (the deadline lookup of 3.2+; in 3.1 and 3.2 the
+# in-process execution API's services and the failure callbacks' exception) are in :mod:`airflow_order_provider.version_compat`
 # (:func:`~airflow_order_provider.version_compat.install_dag_test_fixes`). They are installed when
 # this module is imported, which the DAG file (through its deadline alert) and the provider's plugin
 # both do; only where Airflow's core models are loaded already (``airflow dags test``,

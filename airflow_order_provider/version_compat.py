@@ -372,10 +372,45 @@ def install_dag_test_lifespan_fix() -> bool:
     return True
 
 
+# -- upstream bug: dag.test() of Airflow 3.1 and 3.2 calls failure callbacks without the exception -------
+#
+# A deployment's task runner sets ``context["exception"]`` before ``finalize`` runs the task's
+# failure callbacks (``task_runner.main``, every release). ``dag.test()``'s in-process supervisor
+# (``InProcessTestSupervisor.start``) calls ``run`` and ``finalize`` without it in 3.1 and 3.2 (3.3
+# sets it), so a callback that tells a business refusal from an incident by its exception (the
+# provider's alerts: an invalid order is no incident) sees none, and alerts. The fix sets it as the
+# task runner does; in a deployment it is already set and nothing changes.
+
+DAG_TEST_CALLBACK_WITHOUT_EXCEPTION = not AIRFLOW_V_3_3_PLUS
+
+
+def install_dag_test_callback_exception_fix() -> bool:
+    """``task_runner.finalize`` puts the task's error in the context first, as ``task_runner.main`` does."""
+    if not DAG_TEST_CALLBACK_WITHOUT_EXCEPTION:
+        return False
+    from airflow.sdk.execution_time import task_runner
+
+    current = task_runner.finalize
+    if getattr(current, "_order_provider_fix", False):
+        return False
+
+    @functools.wraps(current)
+    def finalize(ti: Any, state: Any, context: Any, log: Any, error: BaseException | None = None, *args: Any,
+                 **kwargs: Any) -> Any:
+        if error is not None and context.get("exception") is None:
+            context["exception"] = error
+        return current(ti, state, context, log, error, *args, **kwargs)
+
+    finalize._order_provider_fix = True  # type: ignore[attr-defined]
+    task_runner.finalize = finalize
+    return True
+
+
 def install_dag_test_fixes() -> None:
     """The workarounds of ``dag.test()``'s upstream bugs that apply to this release."""
     install_dag_test_deadline_fix()
     install_dag_test_lifespan_fix()
+    install_dag_test_callback_exception_fix()
 
 
 # -- a new run's task instances: which run? (priority weight strategies) ---------------------------------
