@@ -50,7 +50,7 @@ if HAS_CUSTOM_DEADLINE_REFERENCES:
 else:
     DEADLINE_REFERENCES = []
 
-__all__ = ["DEADLINE_REFERENCES", "install_dag_test_deadline_fix"] + (
+__all__ = ["DEADLINE_REFERENCES", "install_dag_test_deadline_fix", "install_dag_test_fixes_where_core_is_loaded"] + (
     ["OrderPlacedAt"] if HAS_CUSTOM_DEADLINE_REFERENCES else []
 )
 
@@ -62,5 +62,14 @@ __all__ = ["DEADLINE_REFERENCES", "install_dag_test_deadline_fix"] + (
 # both do; only where Airflow's core models are loaded already (``airflow dags test``,
 # ``dag.test()``, the scheduler's processes): a task's worker parses the DAG file without them, and
 # importing them there would cost every task about half a second.
-if "airflow.models.dagrun" in sys.modules:
-    install_dag_test_fixes()
+def install_dag_test_fixes_where_core_is_loaded() -> None:
+    """
+    The workarounds, in a process that has Airflow's core models loaded; called at import and again
+    each time the DAG builds its deadline alert (a process may import this module before it loads
+    the core models, e.g. a test session that loaded the plugin first). Idempotent.
+    """
+    if "airflow.models.dagrun" in sys.modules:
+        install_dag_test_fixes()
+
+
+install_dag_test_fixes_where_core_is_loaded()

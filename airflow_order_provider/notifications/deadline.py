@@ -91,10 +91,11 @@ def ship_deadline_alert(saga: Saga) -> DeadlineAlert:
     (On Airflow 3.1, of being queued: see
     :func:`~airflow_order_provider.version_compat.order_deadline_reference`.)
     """
-    import airflow_order_provider.deadlines  # noqa: F401 (the dag.test() deadline fix, where it applies)
+    from airflow_order_provider.deadlines import install_dag_test_fixes_where_core_is_loaded
     from airflow_order_provider.policies import order_times
     from airflow_order_provider.version_compat import deadline_alert_classes, order_deadline_reference
 
+    install_dag_test_fixes_where_core_is_loaded()  # dag.test()'s upstream bugs, where they apply
     DeadlineAlert, _, AsyncCallback = deadline_alert_classes()
     return DeadlineAlert(
         reference=order_deadline_reference(),
