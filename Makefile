@@ -3,11 +3,17 @@
 #   make venv        create .venv (python3.11, else python3 >= 3.10) and install '.[dev]' with uv
 #   make test        all tests: unit, services, the end-to-end Airflow tests (PostgreSQL), then in
 #                    pytest runs of their own the chaos suite (30 orders, seed 538891 unless SEED=) and the distributed
-#                    end-to-end test (CeleryExecutor on Redis, rushes of 20), then the benchmark harness's smoke run
+#                    end-to-end test (CeleryExecutor on Redis, rushes of 20), then the benchmark harness's smoke run,
+#                    then make compat-ci (the provider's wheel on Airflow 3.1.8)
 #   make test-unit   everything except the end-to-end tests (-m "not integration")
 #   make test-e2e    only the end-to-end tests on the LocalExecutor
 #   make test-distributed N=100   only the distributed end-to-end test, with rushes of N orders
 #   make lint        ruff check
+#   make compat      the provider on Airflow 3.1.8, 3.2.2 and 3.3.2 (scripts/compat.sh): the built wheel
+#                    installed beside each release in .compat/venv-<minor>, then the unit tests and
+#                    dag.test() orders that apply (skips named by version); VERSIONS="3.2.2" for one
+#   make compat-ci   CI's reduced compat run (the last step of make test): Airflow 3.1.8 (the floor), the
+#                    version-dependent unit tests and three dag.test() orders (happy, refused card, compensated)
 #   make order-form  regenerate airflow_order_provider/order_form.json (the trigger form) after changing the order model
 #   make demo        reference services + Airflow on PostgreSQL (LocalExecutor), DAG unpaused (scripts/demo.sh)
 #   make rush N=100  send N orders at once to a running demo; check every order final and the ledger
@@ -37,7 +43,7 @@ N ?=
 # python3.11 if present, else python3 when it is >= 3.10 (checked when the venv is created).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
-.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean
+.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean compat compat-ci
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -77,6 +83,7 @@ test: $(STAMP)
 	CHAOS_ORDERS=$(or $(CHAOS_N),30) CHAOS_SEED=$(or $(SEED),538891) $(VENV_PY) -m pytest tests/chaos -m chaos $(PYTEST_ARGS)
 	ORDER_E2E_RUSH_N=$(or $(N),20) $(VENV_PY) -m pytest tests/integration/test_distributed_e2e.py -m distributed $(PYTEST_ARGS)
 	$(VENV_PY) -m pytest tests/benchmarks -m bench $(PYTEST_ARGS)
+	COMPAT_CI=1 bash scripts/compat.sh
 
 test-unit: $(STAMP)
 	$(VENV_PY) -m pytest tests -m "not integration" $(PYTEST_ARGS)
@@ -89,6 +96,13 @@ test-distributed: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+VERSIONS ?=
+compat: $(STAMP)
+	bash scripts/compat.sh $(VERSIONS)
+
+compat-ci: $(STAMP)
+	COMPAT_CI=1 bash scripts/compat.sh $(VERSIONS)
 
 # The trigger form's schemas, generated from the order model (tests/unit/test_order_form.py checks them).
 .PHONY: order-form

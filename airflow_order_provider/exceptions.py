@@ -15,9 +15,8 @@ type, so a task log says exactly what happened.
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
 from airflow_order_provider.saga.checkpoint import SagaCancelledError, SagaTimeoutError
+from airflow_order_provider.version_compat import AirflowException, AirflowFailException
 
 
 class InvalidOrderError(AirflowFailException):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_order_provider import __version__
 from airflow_order_provider.hooks import SERVICES as _SERVICES
 
 
@@ -41,7 +42,9 @@ def get_provider_info() -> dict[str, Any]:
             "Centrally orchestrated e-commerce order process: payment, inventory, shipping and "
             "confirmation as steps, with compensation, per-service retry policies and timeouts."
         ),
-        "versions": ["0.1.0"],
+        "versions": [__version__],
+        # `airflow orders setup` (Airflow loads provider CLI commands from provider info from 3.2).
+        "cli": ["airflow_order_provider.cli.get_order_cli_commands"],
         "integrations": [
             {
                 "integration-name": f"Order {service.title()} Service",

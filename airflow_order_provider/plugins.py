@@ -7,17 +7,18 @@ from typing import Any
 
 #: The provider's modules in the middle of their import when Airflow loaded this plugin (as importlib
 #: marks them: ``__spec__._initializing``): a process that imported the provider first
-#: (``python -m airflow_order_provider.pools``: its policies import Airflow, which loads the plugins).
+#: (``python -m airflow_order_provider.pools``: its policies import Airflow, which loads the plugins;
+#: the package itself does, to check Airflow's version).
 _IMPORTING_PROVIDER = sorted(
     name for name, module in list(sys.modules.items())
-    if name.startswith("airflow_order_provider.") and name != __name__
+    if (name == "airflow_order_provider" or name.startswith("airflow_order_provider.")) and name != __name__
     and getattr(getattr(module, "__spec__", None), "_initializing", False)
 )
 
 from airflow.plugins_manager import AirflowPlugin  # noqa: E402 (after the snapshot above)
 
 from airflow_order_provider.api import URL_PREFIX, OrdersPathMiddleware  # noqa: E402 (after the snapshot above)
-from airflow_order_provider.deadlines import OrderPlacedAt  # noqa: E402 (after the snapshot above)
+from airflow_order_provider.deadlines import DEADLINE_REFERENCES  # noqa: E402 (after the snapshot above)
 from airflow_order_provider.priority import OrderPriorityStrategy  # noqa: E402 (after the snapshot above)
 
 
@@ -51,12 +52,16 @@ class _RootMiddlewares:
     def __get__(self, instance: Any, owner: type | None = None) -> list[dict[str, Any]]:
         from airflow_order_provider import nudge
         from airflow_order_provider.required_actions import RecordRequiredActionAnswers
+        from airflow_order_provider.version_compat import HAS_TASK_STATE_STORE
 
         middlewares = [
             # Lets ``POST /orders`` and ``GET /orders?...`` (no trailing slash) reach the mounted app.
             {"middleware": OrdersPathMiddleware, "args": [], "kwargs": {}, "name": "Order API path"},
-            {"middleware": RecordRequiredActionAnswers, "args": [], "kwargs": {}, "name": "Required Actions answers"},
         ]
+        if HAS_TASK_STATE_STORE:  # the answers are kept in the task's state store (Airflow 3.3)
+            middlewares.append(
+                {"middleware": RecordRequiredActionAnswers, "args": [], "kwargs": {}, "name": "Required Actions answers"}
+            )
         if nudge.enabled():
             middlewares.append(
                 {"middleware": nudge.NudgeRunsMiddleware, "args": [], "kwargs": {}, "name": "Nudge runs"}
@@ -73,7 +78,8 @@ class OrderProviderPlugin(AirflowPlugin):
     """
 
     name = "order_provider"
-    deadline_references = [OrderPlacedAt]
+    # The order's placed-at time (Airflow 3.2+; 3.1 takes no custom reference: empty there).
+    deadline_references = list(DEADLINE_REFERENCES)
     priority_weight_strategies = [OrderPriorityStrategy]
     fastapi_apps = _OrderApiApps()
     fastapi_root_middlewares = _RootMiddlewares()
@@ -101,7 +107,7 @@ def _preload_if_asked() -> None:
     preload would import the provider's modules in the middle of their own import (a circular
     import, and the plugin would fail); that process imports what it uses anyway.
     """
-    from airflow.sdk.configuration import conf
+    from airflow_order_provider.version_compat import conf
 
     if conf.getboolean("order_provider", "preload", fallback=False) and not _IMPORTING_PROVIDER:
         import airflow_order_provider.preload  # noqa: F401

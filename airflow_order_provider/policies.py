@@ -35,8 +35,6 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
-
 from airflow_order_provider.exceptions import (
     AddressUndeliverableError,
     CardExpiredError,
@@ -48,6 +46,14 @@ from airflow_order_provider.exceptions import (
     RegionNotServicedError,
     ServiceAuthenticationError,
     ServiceValidationError,
+)
+from airflow_order_provider.version_compat import (
+    HAS_RETRY_POLICY,
+    ExceptionRetryPolicy,
+    RetryAction,
+    RetryRule,
+    conf,
+    exponential_backoff,
 )
 
 CONFIG_SECTION = "order_provider"
@@ -71,8 +77,6 @@ EXHAUSTED_MODES: tuple[str, ...] = ("compensate", "pause", "fail")
 
 def time_scale() -> float:
     """Return ``[order_provider] time_scale`` (default 1.0); it must be a positive number."""
-    from airflow.sdk.configuration import conf
-
     value = conf.getfloat(CONFIG_SECTION, "time_scale", fallback=1.0)
     if value <= 0:
         raise ValueError(f"[{CONFIG_SECTION}] time_scale must be positive, got {value}")
@@ -131,7 +135,13 @@ class ServicePolicy:
         return interval * (time_scale() if scale is None else scale)
 
     def retry_policy(self) -> ExceptionRetryPolicy:
-        """Airflow retry policy that fails at once on the errors no retry can fix."""
+        """
+        Airflow retry policy that fails at once on the errors no retry can fix (Airflow 3.3+;
+        before, the operators fail such errors at once themselves:
+        :func:`airflow_order_provider.version_compat.fail_at_once_on`).
+        """
+        if not HAS_RETRY_POLICY:
+            raise RuntimeError("retry policies need Airflow 3.3+")
         rules = []
         if self.never_retried:
             rules.append(
@@ -156,9 +166,9 @@ class ServicePolicy:
         return {
             "retries": self.attempts - 1,
             "retry_delay": self.first_interval * scale,
-            "retry_exponential_backoff": self.backoff,
+            "retry_exponential_backoff": exponential_backoff(self.backoff),
             "max_retry_delay": self.max_interval * scale,
-            "retry_policy": self.retry_policy(),
+            **({"retry_policy": self.retry_policy()} if HAS_RETRY_POLICY else {}),
         }
 
     def operator_defaults(self, scale: float | None = None) -> dict[str, Any]:
@@ -266,8 +276,6 @@ COMPENSATION_SUFFIX = ".compensation"
 
 
 def _overrides() -> dict[str, dict[str, Any]]:
-    from airflow.sdk.configuration import conf
-
     raw = conf.get(CONFIG_SECTION, "policy_overrides", fallback="") or ""
     if not raw.strip():
         return {}
@@ -421,8 +429,6 @@ _TIME_OPTIONS = {
 
 def order_times() -> OrderTimes:
     """The order-level limits with this deployment's ``[order_provider]`` settings (seconds)."""
-    from airflow.sdk.configuration import conf
-
     changes: dict[str, Any] = {}
     for option, name in _TIME_OPTIONS.items():
         raw = conf.get(CONFIG_SECTION, option, fallback="") or ""

@@ -32,17 +32,18 @@ less than ``expedite_within`` (1 hour, scaled by ``[order_provider] time_scale``
 the order's ship deadline, counted from the time it was placed (``run_after``). An order that sat
 in the queue, or a step cleared late in the order's life, therefore moves ahead of fresh orders.
 
-Where the run comes from: Airflow 3.3.2 builds a new run's task instances as transient objects
+Where the run comes from: Airflow builds a new run's task instances as transient objects
 (``TaskInstance.insert_mapping``) and calls the strategy with one that has no ``dag_run``; the
-run being created is the ``dag_run`` argument of that caller (and of ``refresh_from_task``). The
-strategy finds it there, without touching the database: it runs inside the scheduler's (or the
-API server's) transaction, which must not be committed from here. A persistent task instance
-(a clear) has its ``dag_run`` relationship. Without a run, it falls back to the task's own weight.
+run being created is in its callers' frames (3.2+: the ``dag_run`` argument of ``insert_mapping``
+and ``refresh_from_task``; 3.1: ``self`` of ``insert_mapping``'s caller), which
+:func:`airflow_order_provider.version_compat.run_being_created` looks up, without touching the
+database: the strategy runs inside the scheduler's (or the API server's) transaction, which must
+not be committed from here. A persistent task instance (a clear) has its ``dag_run``
+relationship. Without a run, it falls back to the task's own weight.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +52,10 @@ from airflow.task.priority_strategy import PriorityWeightStrategy
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
 
+from airflow_order_provider.version_compat import run_being_created
+
 PREMIUM_BONUS = 10
 EXPEDITED_BONUS = 20
-#: How many callers up the strategy looks for the run being created (insert_mapping, refresh_from_task).
-_CALLER_DEPTH = 4
 
 
 def _matches(candidate: Any, ti: TaskInstance) -> bool:
@@ -75,15 +76,8 @@ def _run_of(ti: TaskInstance) -> Any | None:
         dag_run = ti.dag_run
         if _matches(dag_run, ti):
             return dag_run
-    frame = sys._getframe(2)  # get_weight's caller
-    for _ in range(_CALLER_DEPTH):
-        if frame is None:
-            break
-        candidate = frame.f_locals.get("dag_run")
-        if _matches(candidate, ti):
-            return candidate
-        frame = frame.f_back
-    return None
+    # get_weight's caller and up: where the run lives differs by release (version_compat).
+    return run_being_created(lambda candidate: _matches(candidate, ti), depth=2)
 
 
 def is_premium(conf: dict[str, Any] | None) -> bool:

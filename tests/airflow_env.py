@@ -28,6 +28,9 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
      "kwargs": {"path": str(REPO / "tests" / "dags" / "saga_example")}},
 ])
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# dag.test() on Airflow 3.1 and 3.2 signs its in-process execution API's tokens with it (as every
+# deployment's api-server does); 3.3 stubs the validator out in-process.
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "order-provider-tests-jwt-secret")
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AIRFLOW__ORDER_PROVIDER__TIME_SCALE", "0.01")
 # 5 h x 0.01 = 180 s of processing per order (36 s with the deployment's 1 h): dag.test() on a

@@ -22,7 +22,8 @@ Endpoints (public paths):
 
 * ``POST /orders``: start an order (the DAG's conf), run id = order id; 201, 409 if started, 422.
 * ``GET /orders``: orders newest first, ``status``, ``since``, ``limit`` (<= 500), ``offset``.
-* ``GET /orders/{order_id}``: status, current step, results, history of every try, signals.
+* ``GET /orders/health``: ``ok``, or ``degraded`` naming each missing order pool and connection.
+* ``GET /orders/{order_id}``: status, current step, what it waits for that does not exist (a pool), results, history of every try, signals.
 * ``POST /orders/{order_id}/cancel``: ``{"reason"}``; 202 (a repeat: the first), 409 when too late
   (the carrier has the parcel, or the order is finished or being undone). During an approval the
   cancel ends the wait at once.
@@ -92,6 +93,7 @@ from airflow_order_provider.api.status import (
     compensation_story,
     order_status,
 )
+from airflow_order_provider.deployment import check, waiting_on_missing_pools
 from airflow_order_provider.models import Order, ShippingAddress, _describe
 from airflow_order_provider.operators.base import UNDO_KEY
 from airflow_order_provider.order_saga import ORDER_SAGA
@@ -99,6 +101,8 @@ from airflow_order_provider.saga.failure import FAILURE_KEY
 
 STATIC_DIR = Path(__file__).parent / "static"
 UI_PATH = "ui"
+#: The deployment check (``GET /orders/health``): not an order id either.
+HEALTH_PATH = "health"
 
 #: The step whose start closes the shipping address to changes.
 SHIPPING_STEP = next(step.task_id for step in ORDER_SAGA.steps if step.service == "shipping")
@@ -218,10 +222,10 @@ def create_app() -> FastAPI:
                     for error in exc.errors(include_url=False, include_context=False, include_input=False)
                 ]
             )
-        if order.order_id == UI_PATH:
+        if order.order_id in (UI_PATH, HEALTH_PATH):
             return validation_error(
                 [{"loc": ["body", "order_id"], "field": "order_id", "type": "value_error",
-                  "msg": f"order_id: {UI_PATH!r} is reserved by the order API (its Orders page)"}]
+                  "msg": f"order_id: {order.order_id!r} is reserved by the order API (its Orders page and health)"}]
             )
 
         existing = find_run(session, order.order_id)
@@ -303,6 +307,18 @@ def create_app() -> FastAPI:
         page = matching[offset : offset + limit]
         return {"orders": [summary(r, states[r.run_id], now) for r in page], "total_entries": len(matching)}
 
+    # -- the deployment's health ---------------------------------------------------------------------
+
+    @app.get(f"/{HEALTH_PATH}", dependencies=[can_read], summary="What the deployment lacks for orders")
+    def health(session: SessionDep) -> dict[str, Any]:
+        """
+        ``status`` ``ok``, or ``degraded`` with ``problems`` naming each missing order pool (its
+        tasks are never scheduled) and each missing service connection; ``pools`` and
+        ``connections`` in detail. ``airflow orders setup`` fixes the pools.
+        """
+        found = check(session)
+        return {"status": "ok" if found["ok"] else "degraded", **found}
+
     # -- one order ---------------------------------------------------------------------------------
 
     @app.get("/{order_id}", dependencies=[can_read, can_read_tries, can_read_results], summary="Get an order")
@@ -323,6 +339,9 @@ def create_app() -> FastAPI:
             "run_id": run.run_id,
             "status": item["status"],
             "current_step": item["current_step"],
+            # Why it cannot move on by itself, e.g. "process_payment waits for pool 'order_payment',
+            # which does not exist" (empty when nothing is wrong with the deployment).
+            "waiting_for": waiting_on_missing_pools(session, DAG_ID, run.run_id),
             "run_state": item["run_state"],
             "results": results(xcoms),
             "history": history(tries(session, run), failures),

@@ -40,6 +40,7 @@ from airflow_order_provider.exceptions import (
     ServiceUnavailableError,
 )
 from airflow_order_provider.policies import DEFAULT_REQUEST_TIMEOUT
+from airflow_order_provider.version_compat import connection_extra
 
 #: Response header with which the services say an answer is a replay of an earlier request.
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -297,11 +298,12 @@ class OrderServiceHook(BaseHook):
 
         ``BaseHook.aget_connection`` and ``Connection.aextra_dejson`` mask the connection's secrets
         asynchronously (Airflow 3.3.2+); their synchronous forms would block the triggerer's loop
-        on the supervisor.
+        on the supervisor. Before 3.3.2 the extras are read in a worker thread
+        (:func:`airflow_order_provider.version_compat.connection_extra`).
         """
         if self._async_target is None:
             connection = await self.aget_connection(self.conn_id)
-            extra = await connection.aextra_dejson() if connection.extra else {}
+            extra = await connection_extra(connection)
             self._async_target = ServiceTarget.from_connection(connection, extra, self._timeout)
         return self._async_target
 

@@ -88,14 +88,17 @@ def ship_deadline_alert(saga: Saga) -> DeadlineAlert:
     """
     The DAG's business deadline: the order ships within ``ship_deadline`` (24 h, scaled) of being
     placed, or :func:`order_missed_ship_deadline` alerts operations with the step it is stuck at.
+    (On Airflow 3.1, of being queued: see
+    :func:`~airflow_order_provider.version_compat.order_deadline_reference`.)
     """
-    from airflow.sdk import AsyncCallback, DeadlineAlert
-
-    from airflow_order_provider.deadlines import OrderPlacedAt
+    from airflow_order_provider.deadlines import install_dag_test_fixes_where_core_is_loaded
     from airflow_order_provider.policies import order_times
+    from airflow_order_provider.version_compat import deadline_alert_classes, order_deadline_reference
 
+    install_dag_test_fixes_where_core_is_loaded()  # dag.test()'s upstream bugs, where they apply
+    DeadlineAlert, _, AsyncCallback = deadline_alert_classes()
     return DeadlineAlert(
-        reference=OrderPlacedAt(),
+        reference=order_deadline_reference(),
         interval=order_times().scaled("ship_deadline"),
         callback=AsyncCallback(order_missed_ship_deadline, kwargs={"forward_steps": list(saga.step_ids)}),
     )

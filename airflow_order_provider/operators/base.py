@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from airflow_order_provider.exceptions import (
     CompensationImpossibleError,
@@ -48,6 +47,13 @@ from airflow_order_provider.saga.failure import (
     StepFailure,
 )
 from airflow_order_provider.saga.steps import SagaAware
+from airflow_order_provider.version_compat import (
+    AirflowFailException,
+    AirflowTaskTimeout,
+    DownstreamTasksSkipped,
+    await_decision,
+    fail_at_once_on,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,6 +86,11 @@ UNDO_KEY = "compensation"
 MIN_WAIT = timedelta(seconds=10)
 #: Failures after which the call may have been carried out although no proven answer came back.
 AMBIGUOUS = (ServiceTimeoutError, ServiceUnavailableError, AirflowTaskTimeout, IdempotencyKeyReusedError)
+
+
+def _growth(backoff: float | bool | None) -> float:
+    """The factor retry delays grow by: Airflow 3.1's ``retry_exponential_backoff`` is True for doubling."""
+    return 2.0 if backoff is True else float(backoff or 1)
 
 
 def idempotency_key(order_id: str, action: str) -> str:
@@ -345,6 +356,10 @@ class OrderStepOperator(OrderServiceOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with fail_at_once_on(self.policy.is_never_retried):  # the retry policy's FAIL before Airflow 3.3
+            return self._execute_step(context)
+
+    def _execute_step(self, context: Context) -> dict[str, Any]:
         self.prepare(context)
         mode = self.exhausted_mode
         try:
@@ -501,7 +516,7 @@ class OrderStepOperator(OrderServiceOperator):
                 "Try %d of %d of %s for order %s failed: %s. Airflow tries again after its retry delay"
                 " (%s, growing x%g, at most %s): try %d of %d.",
                 ti.try_number, attempts, self.task_id, self.order_id, failure.message, self.retry_delay,
-                float(self.retry_exponential_backoff or 1), self.max_retry_delay, ti.try_number + 1, attempts,
+                _growth(self.retry_exponential_backoff), self.max_retry_delay, ti.try_number + 1, attempts,
             )
             return
         if never_retried:
@@ -520,7 +535,6 @@ class OrderStepOperator(OrderServiceOperator):
     # -- pause: a person decides -------------------------------------------------------------
 
     def _ask_for_decision(self, context: Context, failure: StepFailure) -> None:
-        from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
         timeout = max(self.policy.scaled(self.policy.decision_timeout), timedelta(seconds=1))
@@ -541,7 +555,10 @@ class OrderStepOperator(OrderServiceOperator):
             params={},
         )
         self.log.info("Waiting up to %s for a decision in Required Actions", timeout)
-        raise TaskAwaitingInput(method_name="resume_after_decision", timeout=timeout)
+        await_decision(
+            self, ti_id=context["task_instance"].id, options=[RETRY, COMPENSATE, ABANDON], defaults=[COMPENSATE],
+            timeout=timeout, method_name="resume_after_decision",
+        )
 
     def resume_after_decision(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Carry out the decision a person took in Required Actions (or the default at timeout)."""
@@ -632,7 +649,8 @@ class OrderCompensationOperator(OrderServiceOperator):
             self.step_task_id).rolls_forward
 
     def execute(self, context: Context) -> dict[str, Any]:
-        return self._attempt(context, None)
+        with fail_at_once_on(self.policy.is_never_retried):  # the retry policy's FAIL before Airflow 3.3
+            return self._attempt(context, None)
 
     def retry_after_wait(self, context: Context, event: Any = None, waiting: dict[str, Any] | None = None
                          ) -> dict[str, Any]:
@@ -640,7 +658,8 @@ class OrderCompensationOperator(OrderServiceOperator):
         # The wait so far is the XCom this try recorded (kept across the deferral; dag.test() does
         # not pass the deferral's kwargs back), else the kwargs.
         recorded = context["ti"].xcom_pull(task_ids=self.task_id, key=UNDO_KEY)
-        return self._attempt(context, recorded if isinstance(recorded, dict) and recorded.get("since") else waiting)
+        with fail_at_once_on(self.policy.is_never_retried):
+            return self._attempt(context, recorded if isinstance(recorded, dict) and recorded.get("since") else waiting)
 
     def _attempt(self, context: Context, waiting: dict[str, Any] | None) -> dict[str, Any]:
         self._prepare_undo(context)
@@ -665,8 +684,6 @@ class OrderCompensationOperator(OrderServiceOperator):
         if self.rolls_forward:
             # Undone: the order is not finished forward. The skip is this task's own report, so the
             # scheduler needs no pass of its own for it.
-            from airflow.sdk.exceptions import DownstreamTasksSkipped
-
             assert self.saga is not None and self.saga.roll_forward is not None
             context["ti"].xcom_push(key="return_value", value=result)
             raise DownstreamTasksSkipped(tasks=[self.saga.roll_forward.task_id])
@@ -674,8 +691,6 @@ class OrderCompensationOperator(OrderServiceOperator):
 
     def _roll_forward(self, context: Context, error: CompensationImpossibleError) -> dict[str, Any]:
         """The step completed for real: skip every other undo and let the saga finish the order."""
-        from airflow.sdk.exceptions import DownstreamTasksSkipped
-
         assert self.saga is not None and self.saga.roll_forward is not None
         result = {"status": "past_point_of_no_return", "why": str(error), "step": self.step_task_id}
         self.log.warning("%s of order %s cannot be undone (%s): the order rolls forward instead", self.step_task_id,

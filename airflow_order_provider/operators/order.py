@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseBranchOperator, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator
 
 from airflow_order_provider.exceptions import InvalidOrderError, OrderServiceError
 from airflow_order_provider.operators.base import OrderSagaTask, OrderServiceOperator, hook_for
 from airflow_order_provider.policies import order_times, policy_for
 from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperator, SagaCancelledOperator
+from airflow_order_provider.version_compat import (
+    AirflowFailException,
+    BaseBranchOperator,
+    DownstreamTasksSkipped,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -265,8 +269,6 @@ class CompleteOrderOperator(OrderSagaTask, BaseOperator):
         # leaving the scheduler to skip the planner, each compensation and the cancelled record by
         # their trigger rules one examination of the run at a time (each waits its turn among
         # every open run: many orders waiting for approval make that seconds per link).
-        from airflow.sdk.exceptions import DownstreamTasksSkipped
-
         context["ti"].xcom_push(key="return_value", value=result)
         raise DownstreamTasksSkipped(tasks=list(self.saga.rollback_path))
 

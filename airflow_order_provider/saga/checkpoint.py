@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow_order_provider.version_compat import AirflowFailException
 
 
 class SagaCancelledError(AirflowFailException):

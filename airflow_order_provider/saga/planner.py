@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseBranchOperator, BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import BaseOperator
 
 from airflow_order_provider.saga.failure import ABANDON, DECISION_KEY, StepFailure
 from airflow_order_provider.saga.steps import SagaAware
+from airflow_order_provider.version_compat import AirflowSkipException, BaseBranchOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

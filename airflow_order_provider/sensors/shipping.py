@@ -9,7 +9,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_order_provider.exceptions import (
     BusinessRuleError,
@@ -29,6 +28,7 @@ from airflow_order_provider.triggers.shipping import (
     dispatch_problem,
     dispatch_summary,
 )
+from airflow_order_provider.version_compat import AirflowFailException, fail_at_once_on
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -235,6 +235,10 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> dict[str, Any] | None:
+        with fail_at_once_on(policy_for("shipping").is_never_retried):  # the retry policy's FAIL before 3.3
+            return self._execute_wait(context)
+
+    def _execute_wait(self, context: Context) -> dict[str, Any] | None:
         self.prepare(context)
         if not self.deferrable:
             summary = super().execute(context)
@@ -267,6 +271,10 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the pickup's summary, or a clear failure."""
+        with fail_at_once_on(policy_for("shipping").is_never_retried):  # the retry policy's FAIL before 3.3
+            return self._event_outcome(context, event)
+
+    def _event_outcome(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") == CANCELLED:
             # Resumed from the triggerer: the order is the event's (prepare() did not run).
             self.order_id = self.order_id or event.get("order_id")

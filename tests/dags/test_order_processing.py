@@ -28,7 +28,9 @@ COMPENSATION = ["plan_compensation", "cancel_shipment", "release_inventory", "re
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.compat import dag_bag_class
+
+    DagBag = dag_bag_class()
 
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}

@@ -19,7 +19,9 @@ HERE = Path(__file__).parent / "saga_example"
 
 @pytest.fixture(scope="module")
 def dags():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.compat import dag_bag_class
+
+    DagBag = dag_bag_class()
 
     bag = DagBag(dag_folder=str(HERE))
     assert bag.import_errors == {}

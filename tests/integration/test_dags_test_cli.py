@@ -17,9 +17,10 @@ import sys
 
 import pytest
 
+from tests.compat import needs_dags_test_with_deadline
 from tests.orders import an_order, ledger
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, needs_dags_test_with_deadline]
 
 HAPPY_LEDGER = [
     ("payment", "charge", "succeeded"),

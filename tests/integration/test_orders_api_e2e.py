@@ -348,7 +348,7 @@ def test_every_endpoint_demands_airflows_authentication(orders, client, airflow_
     order_id = orders["plain"]["order_id"]
     calls = endpoints(base, order_id)
     assert {(m, p.replace(order_id, "{id}")) for m, p, _ in calls} == {
-        ("POST", "/orders"), ("GET", "/orders"), ("GET", "/orders/{id}"),
+        ("POST", "/orders"), ("GET", "/orders"), ("GET", "/orders/health"), ("GET", "/orders/{id}"),
         ("POST", "/orders/{id}/cancel"), ("POST", "/orders/{id}/shipping-address"),
     }
 

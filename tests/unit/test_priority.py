@@ -31,7 +31,11 @@ def test_the_plugin_registers_the_strategy():
     from airflow import plugins_manager
     from airflow.task.priority_strategy import validate_and_load_priority_weight_strategy
 
-    assert plugins_manager.get_priority_weight_strategy_plugins()[WEIGHT_RULE] is OrderPriorityStrategy
+    if hasattr(plugins_manager, "get_priority_weight_strategy_plugins"):  # 3.2+
+        assert plugins_manager.get_priority_weight_strategy_plugins()[WEIGHT_RULE] is OrderPriorityStrategy
+    else:  # 3.1
+        plugins_manager.initialize_priority_weight_strategy_plugins()
+        assert plugins_manager.priority_weight_strategy_classes[WEIGHT_RULE] is OrderPriorityStrategy
     assert isinstance(validate_and_load_priority_weight_strategy(WEIGHT_RULE), OrderPriorityStrategy)
 
 
@@ -70,11 +74,23 @@ def test_no_run_found_gives_the_task_weight():
 
 
 def test_weights_of_a_new_run_are_set_per_order():
-    """The DAG serialized and read back as the scheduler does, its task instances built by ``insert_mapping``."""
-    from airflow.models import DagRun, TaskInstance
+    """
+    The DAG serialized and read back as the scheduler does, its task instances built by the run's
+    own task creator (``DagRun._get_task_creator``, which calls ``insert_mapping``: where the
+    strategy finds the run differs by release, see ``version_compat.run_being_created``).
+    """
+    from collections import defaultdict
+
+    from airflow.models import DagRun
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
-    from airflow.serialization.serialized_objects import DagSerialization
+
+    from airflow_order_provider.version_compat import AIRFLOW_V_3_2_PLUS
+
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.serialization.serialized_objects import DagSerialization
+    else:
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
 
     with DAG(
         "priority_strategy_probe", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
@@ -87,12 +103,8 @@ def test_weights_of_a_new_run_are_set_per_order():
 
     def weights(conf, placed_at):
         run = DagRun(dag_id=dag.dag_id, run_id=f"r-{id(conf)}", conf=conf, run_after=placed_at)
-        return {
-            task.task_id: TaskInstance.insert_mapping(
-                run.run_id, task, -1, dag_version_id=None, dag_run=run
-            )["priority_weight"]
-            for task in scheduler_dag.tasks
-        }
+        create = run._get_task_creator(defaultdict(int), lambda ti: None, hook_is_noop=True, dag_version_id=None)
+        return {task.task_id: next(iter(create(task, [-1])))["priority_weight"] for task in scheduler_dag.tasks}
 
     now = datetime.now(timezone.utc)
     assert weights({"customer_tier": "standard"}, now) == {"first": 1, "second": 3}

@@ -154,7 +154,20 @@
 
   // -- the list -----------------------------------------------------------------------------------
 
+  // What the deployment lacks for orders (a missing pool or connection): a banner over the list.
+  async function loadHealth() {
+    try {
+      const health = await api(`health`);
+      const list = $("setup-problem-list");
+      list.replaceChildren(...(health.problems || []).map((problem) => el("li", problem)));
+      $("setup-problems").hidden = !(health.problems || []).length;
+    } catch (error) {
+      $("setup-problems").hidden = true;  // not logged in: the list's message says so
+    }
+  }
+
   async function loadList() {
+    loadHealth();
     const params = new URLSearchParams({ limit: PAGE_SIZE, offset: state.offset });
     if (state.status) params.set("status", state.status);
     try {
@@ -246,6 +259,7 @@
     const change = order.shipping_address_change;
     facts($("d-summary"), [
       ["Current step", order.current_step],
+      ["Waiting for", (order.waiting_for || []).join("; ") || null],
       ["Amount", money(o.total_amount, o.currency)],
       ["Customer", [o.customer_id, o.customer_email].filter(Boolean).join(" \u00b7 ")],
       ["Items", (o.items || []).map((i) => `${i.quantity} \u00d7 ${i.sku}`).join(", ")],

@@ -13,7 +13,6 @@ from functools import partial
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_order_provider.saga import (
     PlanCompensationOperator,
@@ -23,6 +22,7 @@ from airflow_order_provider.saga import (
     SagaTask,
     build_saga,
 )
+from airflow_order_provider.version_compat import AirflowFailException
 
 LEDGER = "{{ dag_run.conf['ledger'] }}"
 

@@ -1,0 +1,447 @@
+"""
+Everything that differs between the Airflow releases the provider supports, in one place.
+
+The provider supports Airflow 3.1.0 and later (``MIN_AIRFLOW_VERSION``; the package's dependency
+floor says the same). Airflow's version is read once, here, from ``airflow.__version__``; every
+other module imports a flag (``AIRFLOW_V_3_2_PLUS``...) or a symbol this module picked for the
+running release. No version check lives anywhere else. (The layout is Airflow's own providers':
+``airflow/providers/*/version_compat.py``.)
+
+What each release lacks, read in the installed sources of apache-airflow 3.1.8, 3.2.2 and 3.3.2
+(task SDK 1.1.8, 1.2.2, 1.3.2; providers-standard 1.21.0), and what the provider does instead
+(the README's support table says the same):
+
+* **Retry policies** (``retry_policy=``, ``ExceptionRetryPolicy``: 3.3.0). Before 3.3 an error
+  that no retry can fix is turned into Airflow's own ``AirflowFailException`` in the task
+  (:func:`fail_at_once_on`), which fails the task on its first try as the policy's ``FAIL``
+  rule does; retries and back-off come from the same policy table.
+* **A task waiting for a person without a trigger** (``TaskAwaitingInput``: 3.3.0). Before 3.3 a
+  paused step waits as the standard ``HITLOperator`` does there: deferred to
+  ``HITLTrigger`` on the triggerer (:func:`await_decision`).
+* **``Connection.aextra_dejson``** (3.3.2): before, the extras are read in a worker thread.
+* **3.1** differs in more: ``retry_exponential_backoff`` is on/off and doubles (a multiplier from
+  3.2; :func:`exponential_backoff`), configuration and exceptions live in ``airflow.configuration`` and
+  ``airflow.exceptions`` (``airflow.sdk.configuration`` and ``airflow.sdk.exceptions`` are 3.2),
+  ``BaseBranchOperator`` is the standard provider's, deadline alerts live in
+  ``airflow.sdk.definitions.deadline`` and take no custom reference (plugins register
+  ``deadline_references`` from 3.2): the ship deadline counts from the run's queued time instead
+  of the order's placed-at time; and a new run's task instances are built without the run in
+  ``insert_mapping`` (see :func:`run_being_created`). No ``cli`` entry in provider info
+  (Airflow's CLI loads provider commands from 3.2): the setup command runs as
+  ``python -m airflow_order_provider.cli setup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from airflow import __version__ as AIRFLOW_VERSION_STRING
+from packaging.version import Version
+
+#: The oldest Airflow the provider runs on (pyproject.toml's dependency floor says the same).
+MIN_AIRFLOW_VERSION = "3.1.0"
+
+AIRFLOW_VERSION = Version(Version(AIRFLOW_VERSION_STRING).base_version)
+
+
+def _at_least(version: str) -> bool:
+    return AIRFLOW_VERSION >= Version(version)
+
+
+AIRFLOW_V_3_1_PLUS: bool = _at_least("3.1.0")
+AIRFLOW_V_3_2_PLUS: bool = _at_least("3.2.0")
+AIRFLOW_V_3_3_PLUS: bool = _at_least("3.3.0")
+AIRFLOW_V_3_3_2_PLUS: bool = _at_least("3.3.2")
+
+#: Task-level retry policies (``retry_policy=``); before, :func:`fail_at_once_on` stands in.
+HAS_RETRY_POLICY = AIRFLOW_V_3_3_PLUS
+#: Custom deadline references registered by plugins (the order's placed-at time).
+HAS_CUSTOM_DEADLINE_REFERENCES = AIRFLOW_V_3_2_PLUS
+#: Provider CLI commands through provider info's ``cli`` entry (``airflow orders setup``).
+HAS_PROVIDER_CLI = AIRFLOW_V_3_2_PLUS
+#: Task state stores (``airflow.state``, ``context["task_state_store"]``): not in 3.1.8 or 3.2.2.
+HAS_TASK_STATE_STORE = AIRFLOW_V_3_3_PLUS
+
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk import BaseBranchOperator
+    from airflow.sdk.configuration import conf
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+        AirflowTaskTimeout,
+        DownstreamTasksSkipped,
+    )
+else:
+    from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+        AirflowTaskTimeout,
+        DownstreamTasksSkipped,
+    )
+    from airflow.providers.standard.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
+
+if AIRFLOW_V_3_3_PLUS:
+    from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+else:
+    ExceptionRetryPolicy = RetryAction = RetryRule = None  # type: ignore[assignment,misc]
+
+__all__ = [
+    "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
+    "AIRFLOW_V_3_3_2_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "AirflowTaskTimeout",
+    "BaseBranchOperator",
+    "DownstreamTasksSkipped",
+    "ExceptionRetryPolicy",
+    "MIN_AIRFLOW_VERSION",
+    "RetryAction",
+    "RetryRule",
+    "conf",
+]
+
+
+def require_supported_airflow(package: str = "airflow-order-provider", version: str = "") -> None:
+    """Refuse an Airflow below the floor, in one line naming both versions."""
+    if AIRFLOW_VERSION < Version(MIN_AIRFLOW_VERSION):
+        raise RuntimeError(
+            f"The package `{package}:{version}` needs Apache Airflow {MIN_AIRFLOW_VERSION}+; "
+            f"this is Apache Airflow {AIRFLOW_VERSION_STRING}."
+        )
+
+
+# -- retry policies (3.3.0) -------------------------------------------------------------------------
+
+
+@contextmanager
+def fail_at_once_on(is_never_retried: Callable[[BaseException], bool]) -> Iterator[None]:
+    """
+    Before Airflow 3.3 (no ``retry_policy``): an error that ``is_never_retried`` fails the task at
+    once, as Airflow's own ``AirflowFailException`` (no retry), the way the policy's ``FAIL`` rule
+    does on 3.3. On 3.3+ nothing changes: the task's retry policy decides.
+    """
+    try:
+        yield
+    except AirflowFailException:
+        raise
+    except Exception as error:
+        if not HAS_RETRY_POLICY and is_never_retried(error):
+            raise AirflowFailException(
+                f"{getattr(error, 'error_type', type(error).__name__)}: {error} (never retried)"
+            ) from error
+        raise
+
+
+# -- back-off (a multiplier from 3.2) ----------------------------------------------------------------------
+
+#: ``retry_exponential_backoff`` is the back-off's multiplier from 3.2; in 3.1 it is on or off, and on
+#: means doubling (``retry_delay * 2 ** (try - 1)``, with jitter, capped by ``max_retry_delay``).
+BACKOFF_IS_A_MULTIPLIER = AIRFLOW_V_3_2_PLUS
+
+
+def exponential_backoff(factor: float) -> float | bool:
+    """Airflow's ``retry_exponential_backoff`` for the policy table's ``factor``: 3.1 doubles whenever it is above 1."""
+    return float(factor) if BACKOFF_IS_A_MULTIPLIER else factor > 1
+
+
+# -- waiting for a person (TaskAwaitingInput: 3.3.0) -----------------------------------------------
+
+
+def await_decision(
+    operator: Any,
+    *,
+    ti_id: Any,
+    options: list[str],
+    defaults: list[str],
+    timeout: timedelta,
+    method_name: str,
+) -> None:
+    """
+    Park ``operator``'s task until a person answers its Required Action (already written with
+    ``upsert_hitl_detail``), then resume it in ``method_name`` with the answer.
+
+    3.3+: the ``awaiting_input`` state (``TaskAwaitingInput``), no trigger. Before: deferred to the
+    standard provider's ``HITLTrigger`` on the triggerer, as its ``HITLOperator`` does there; its
+    timeout event without an answer carries the defaults.
+    """
+    if AIRFLOW_V_3_3_PLUS:
+        from airflow.sdk.exceptions import TaskAwaitingInput
+
+        raise TaskAwaitingInput(method_name=method_name, timeout=timeout)
+
+    from airflow.providers.standard.triggers.hitl import HITLTrigger
+    from airflow.sdk.timezone import utcnow
+
+    operator.defer(
+        trigger=HITLTrigger(
+            ti_id=ti_id,
+            options=options,
+            defaults=defaults,
+            params={},
+            multiple=False,
+            timeout_datetime=utcnow() + timeout,
+        ),
+        method_name=method_name,
+    )
+
+
+# -- connections (aextra_dejson: 3.3.2) ---------------------------------------------------------------
+
+
+async def connection_extra(connection: Any) -> dict[str, Any]:
+    """
+    A connection's extras, their secrets masked, without blocking the event loop: 3.3.2's
+    ``aextra_dejson`` (masks through the supervisor asynchronously); before, ``extra_dejson`` in a
+    worker thread.
+    """
+    if not connection.extra:
+        return {}
+    if AIRFLOW_V_3_3_2_PLUS:
+        return await connection.aextra_dejson()
+    return await asyncio.to_thread(lambda: connection.extra_dejson)
+
+
+# -- deadline alerts ------------------------------------------------------------------------------------
+
+
+def deadline_alert_classes() -> tuple[Any, Any, Any]:
+    """``(DeadlineAlert, DeadlineReference, AsyncCallback)`` of this release (``airflow.sdk`` from 3.2)."""
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    else:
+        from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineAlert, DeadlineReference
+    return DeadlineAlert, DeadlineReference, AsyncCallback
+
+
+def order_deadline_reference() -> Any:
+    """
+    What the ship deadline counts from: the order's placed-at time (``OrderPlacedAt``, a custom
+    reference registered by the provider's plugin) from 3.2; on 3.1, which takes no custom
+    reference, the run's queued time (``DeadlineReference.DAGRUN_QUEUED_AT``). For a manual run
+    (an order) the two are the same instant unless the run waited to be queued (a paused DAG,
+    ``max_active_runs``) or a task of it was cleared.
+    """
+    if HAS_CUSTOM_DEADLINE_REFERENCES:
+        from airflow_order_provider.deadlines import OrderPlacedAt
+
+        return OrderPlacedAt()
+    _, DeadlineReference, _ = deadline_alert_classes()
+    return DeadlineReference.DAGRUN_QUEUED_AT
+
+
+# -- upstream bug: dag.test() of a DAG with a DeadlineAlert (3.2.0 to 3.3.2 at least) ------------------
+#
+# When a run succeeds, ``DagRun.update_state`` looks each of the DAG's alerts up by id
+# (``DeadlineAlert.get_by_id(alert_id) for alert_id in dag.deadline``, airflow/models/dagrun.py;
+# the ``deadline_alert`` table is 3.2) to prune the run's pending deadlines. A deployed DAG's
+# ``deadline`` holds the ids of its ``deadline_alert`` rows (the DAG processor writes them), but
+# ``dag.test()`` runs the DAG it serialized and deserialized in memory, whose ``deadline`` still
+# holds the serialized alerts (dicts): the id lookup binds a dict as a UUID and the successful test
+# ends in ``AttributeError: 'dict' object has no attribute 'hex'`` (seen on 3.2.2 and 3.3.2).
+# 3.1 keeps the alerts on the DAG (no table, no lookup): nothing to fix there.
+#
+# The fix answers such a lookup with the alert the dict describes (a transient row, never added to
+# the session): ``update_state`` only asks it for its ``reference_class``, then prunes the run's
+# deadlines by run id as in a deployment. Ids (str or UUID) are looked up as before, so a deployed
+# Airflow is unaffected.
+
+DAG_TEST_DEADLINE_LOOKUP_BROKEN = AIRFLOW_V_3_2_PLUS
+
+
+def _alert_from_serialized(serialized: dict[str, Any]) -> Any:
+    from airflow.models.deadline_alert import DeadlineAlert as DeadlineAlertModel
+
+    data = serialized.get("__var", serialized)
+    return DeadlineAlertModel(
+        name=data.get("name"),
+        reference=data.get("reference") or {},
+        interval=data.get("interval") or {},
+        callback_def=data.get("callback") or data.get("callback_def") or {},
+    )
+
+
+def install_dag_test_deadline_fix() -> bool:
+    """Let ``DeadlineAlert.get_by_id`` take the serialized alert ``dag.test()`` passes; True if installed now."""
+    if not DAG_TEST_DEADLINE_LOOKUP_BROKEN:
+        return False
+    from airflow.models.deadline_alert import DeadlineAlert as DeadlineAlertModel
+
+    current = DeadlineAlertModel.__dict__["get_by_id"].__func__
+    if getattr(current, "_order_provider_fix", False):
+        return False
+
+    def get_by_id(cls, deadline_alert_id, *args: Any, **kwargs: Any):
+        if isinstance(deadline_alert_id, dict):
+            return _alert_from_serialized(deadline_alert_id)
+        return current(cls, deadline_alert_id, *args, **kwargs)
+
+    get_by_id._order_provider_fix = True  # type: ignore[attr-defined]
+    get_by_id.__doc__ = current.__doc__
+    DeadlineAlertModel.get_by_id = classmethod(get_by_id)  # type: ignore[method-assign]
+    return True
+
+
+# -- upstream bug: dag.test() of Airflow 3.1 and 3.2 loses its in-process execution API's services ------
+#
+# ``dag.test()`` (and ``airflow dags test``) runs each task against an in-process execution API
+# (``InProcessExecutionAPI.transport``, airflow/api_fastapi/execution_api/app.py). 3.1 and 3.2 enter
+# the app's lifespan (which puts the app's services in ``app.state.svcs_registry``) on a2wsgi's loop
+# without waiting for it, and keep the lifespan's exit stack on the ``InProcessExecutionAPI`` object,
+# which the supervisor drops as soon as it has the transport (``_api_client``). When that object is
+# collected, the lifespan is unwound, and svcs 26.2's lifespan then removes ``svcs_registry``: every
+# task fails before it starts with ``'State' object has no attribute 'svcs_registry'`` (seen with
+# 3.2.2 and svcs 26.2.0, on a trivial DAG too). Airflow 3.3 waits for the startup and ties the
+# lifespan to the transport ("Stop the loop + thread and unwind the lifespan when the *transport* is
+# garbage collected"), and builds the app once per process (``in_process_api_server`` is an
+# ``lru_cache(maxsize=1)``), where 3.1 and 3.2 build the whole app again for every task (seconds
+# each on 2 cores: a dag.test() order took minutes and ran into its workflow timeout). The fix
+# below does the same for 3.1 and 3.2; it changes nothing in a deployment (no in-process execution
+# API there).
+
+DAG_TEST_LIFESPAN_RACE = not AIRFLOW_V_3_3_PLUS
+
+
+class _StartedInProcessAPI:
+    """3.1's and 3.2's ``InProcessExecutionAPI`` whose transport waits for the app's startup and keeps it, as 3.3's."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self._transport: Any = None
+
+    @property
+    def app(self) -> Any:
+        return self._api.app
+
+    @property
+    def transport(self) -> Any:
+        if self._transport is None:
+            from contextlib import AsyncExitStack
+
+            import httpx
+            from a2wsgi import ASGIMiddleware
+
+            middleware = ASGIMiddleware(self.app)
+
+            async def start_lifespan(cm: AsyncExitStack, app: Any) -> None:
+                await cm.enter_async_context(app.router.lifespan_context(app))
+
+            cm = AsyncExitStack()
+            asyncio.run_coroutine_threadsafe(start_lifespan(cm, self.app), middleware.loop).result()
+            self._transport = httpx.WSGITransport(app=middleware)
+            # The lifespan lives as long as the transport (the client keeps it), not this object,
+            # which the supervisor drops at once.
+            self._transport._order_provider_lifespan = cm
+        return self._transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+def install_dag_test_lifespan_fix() -> bool:
+    """
+    Give ``dag.test()``'s tasks an in-process execution API that has started and stays up, one per
+    process (3.1, 3.2): the supervisor's ``in_process_api_server`` (which ``_api_client`` calls for
+    each task) wrapped and cached, as 3.3's is. True if installed now.
+    """
+    if not DAG_TEST_LIFESPAN_RACE:
+        return False
+    from airflow.sdk.execution_time import supervisor
+
+    current = supervisor.in_process_api_server
+    if getattr(current, "_order_provider_fix", False):
+        return False
+
+    @functools.lru_cache(maxsize=1)
+    def in_process_api_server() -> Any:
+        return _StartedInProcessAPI(current())
+
+    in_process_api_server._order_provider_fix = True  # type: ignore[attr-defined]
+    supervisor.in_process_api_server = in_process_api_server
+    return True
+
+
+# -- upstream bug: dag.test() of Airflow 3.1 and 3.2 calls failure callbacks without the exception -------
+#
+# A deployment's task runner sets ``context["exception"]`` before ``finalize`` runs the task's
+# failure callbacks (``task_runner.main``, every release). ``dag.test()``'s in-process supervisor
+# (``InProcessTestSupervisor.start``) calls ``run`` and ``finalize`` without it in 3.1 and 3.2 (3.3
+# sets it), so a callback that tells a business refusal from an incident by its exception (the
+# provider's alerts: an invalid order is no incident) sees none, and alerts. The fix sets it as the
+# task runner does; in a deployment it is already set and nothing changes.
+
+DAG_TEST_CALLBACK_WITHOUT_EXCEPTION = not AIRFLOW_V_3_3_PLUS
+
+
+def install_dag_test_callback_exception_fix() -> bool:
+    """``task_runner.finalize`` puts the task's error in the context first, as ``task_runner.main`` does."""
+    if not DAG_TEST_CALLBACK_WITHOUT_EXCEPTION:
+        return False
+    from airflow.sdk.execution_time import task_runner
+
+    current = task_runner.finalize
+    if getattr(current, "_order_provider_fix", False):
+        return False
+
+    @functools.wraps(current)
+    def finalize(ti: Any, state: Any, context: Any, log: Any, error: BaseException | None = None, *args: Any,
+                 **kwargs: Any) -> Any:
+        if error is not None and context.get("exception") is None:
+            context["exception"] = error
+        return current(ti, state, context, log, error, *args, **kwargs)
+
+    finalize._order_provider_fix = True  # type: ignore[attr-defined]
+    task_runner.finalize = finalize
+    return True
+
+
+def install_dag_test_fixes() -> None:
+    """The workarounds of ``dag.test()``'s upstream bugs that apply to this release."""
+    install_dag_test_deadline_fix()
+    install_dag_test_lifespan_fix()
+    install_dag_test_callback_exception_fix()
+
+
+# -- a new run's task instances: which run? (priority weight strategies) ---------------------------------
+#
+# Airflow builds a new run's task instances as transient objects (``TaskInstance.insert_mapping``)
+# and calls the priority weight strategy with one that has no ``dag_run``. From 3.2 the run being
+# created is the ``dag_run`` argument of ``insert_mapping`` (and of ``refresh_from_task``); in 3.1
+# ``insert_mapping`` takes no run, and the run is ``self`` of its caller (the generator
+# ``create_ti_mapping`` in ``DagRun._get_task_creator``, a closure over the run). The strategy
+# finds it there, without touching the database: it runs inside the scheduler's (or the API
+# server's) transaction, which must not be committed from here.
+
+#: How many callers up from the strategy the run is looked for.
+_CALLER_DEPTH = 4
+#: The names the run being created has in those callers' frames.
+_RUN_NAMES: tuple[str, ...] = ("dag_run",) if AIRFLOW_V_3_2_PLUS else ("dag_run", "self")
+
+
+def run_being_created(matches: Callable[[Any], bool], depth: int = 2) -> Any | None:
+    """
+    The DagRun in the frames above the caller's ``depth``-th caller for which ``matches`` holds,
+    if any (``depth=2`` from ``_run_of`` called by ``get_weight``: ``get_weight``'s caller).
+    """
+    frame = sys._getframe(depth + 1)
+    for _ in range(_CALLER_DEPTH):
+        if frame is None:
+            break
+        for name in _RUN_NAMES:
+            candidate = frame.f_locals.get(name)
+            if matches(candidate):
+                return candidate
+        frame = frame.f_back
+    return None
+

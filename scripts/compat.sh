@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The provider on each Airflow release it supports, installed as a user installs it.
+#
+#   bash scripts/compat.sh [VERSION...]      default: 3.1.8 3.2.2 3.3.2 (the latest patch of each minor)
+#
+# For each version, in .compat/venv-<minor> (git-ignored; created afresh each time):
+#   1. the built wheels (provider, and the reference services beside it) and apache-airflow==VERSION,
+#      installed together by uv as pip would (`pip install airflow_order_provider-*.whl
+#      "apache-airflow==X.Y.Z"`); the step fails if Airflow would be moved off VERSION;
+#   2. `airflow providers list` shows the provider;
+#   3. the tests that apply, from a copy of tests/ and dags/ in .compat/run-<minor> (so that the
+#      provider is imported from the installed wheel, never from this source tree): the unit tests,
+#      the dag.test() orders (happy, refused card, compensated after a refusal...: every one checks
+#      the services' audit ledger) and `airflow dags test` of a successful order (the deadline
+#      workaround). What a release cannot do is skipped by marker, with its reason in the summary
+#      (pytest -ra); nothing is skipped silently.
+#
+# COMPAT_PYTEST_ARGS: extra pytest arguments (e.g. "-k happy"); COMPAT_TESTS: the test paths
+# (default below); COMPAT_CI=1: CI's reduced run (3.1.8, the tests below). Exit status: non-zero when any version fails; a summary line per version.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+VERSIONS=("$@")
+[[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=(3.1.8 3.2.2 3.3.2)
+UV="$ROOT/.venv/bin/uv"
+PYTHON="${PYTHON:-$(command -v python3.11 2>/dev/null || command -v python3)}"
+DIST="$ROOT/.compat/dist"
+# The unit tests that test the installed provider (not this repository's compose file or benchmark
+# harness), the dag.test() orders, and `airflow dags test` (a test module of the integration suite
+# that needs no running Airflow).
+DEFAULT_TESTS="tests/unit tests/dags tests/integration/test_dags_test_cli.py --ignore=tests/unit/test_compose.py --ignore=tests/unit/test_benchmark_shape.py"
+# CI's reduced run (COMPAT_CI=1, make compat-ci): what differs by release (the compat module's
+# tests, the policy table, operators, sensors, priority, provider info and CLI, the setup command)
+# and three dag.test() orders: happy, refused cards (never retried), compensated after an
+# inventory refusal; on 3.1.8, the floor, where every fallback of the compat module runs (3.2 has
+# a subset of them; 3.3.2 is what the rest of make test runs on). make compat runs all three.
+CI_TESTS="tests/unit/test_version_compat.py tests/unit/test_policies.py tests/unit/operators tests/unit/sensors \
+tests/unit/test_priority.py tests/unit/test_provider_info.py tests/unit/test_setup_command.py \
+tests/unit/test_plugin_preload.py \
+tests/dags/test_order_processing.py::test_happy_order \
+tests/dags/test_order_processing.py::test_a_refused_card_is_tried_once_and_nothing_is_refunded \
+tests/dags/test_order_processing.py::test_inventory_refusal_refunds_the_payment"
+if [[ "${COMPAT_CI:-}" == 1 ]]; then
+    [[ $# -gt 0 ]] || VERSIONS=(3.1.8)
+    DEFAULT_TESTS="$CI_TESTS"
+fi
+TESTS="${COMPAT_TESTS:-$DEFAULT_TESTS}"
+
+log() { echo "[compat] $(date +%H:%M:%S) $*"; }
+
+# What Airflow's constraints file of a release would pin and its own requirements leave open, where
+# today's newest breaks that release by itself (whatever the provider): Airflow 3.2.2 with fastapi
+# 0.165 fails to build its execution API (pydantic: "TITerminalStatePayload needs a discriminator
+# field"), so every task of `airflow dags test` fails; cadwyn 9 needs that fastapi. The pins are the
+# versions this project's 3.3.2 development environment resolves. A deployment installs Airflow with
+# its constraints file (as Airflow's installation guide says) and never meets this.
+pins() {
+    case "$1" in
+        3.2) echo "fastapi==0.136.3 cadwyn==7.0.0" ;;
+        *) echo "" ;;
+    esac
+}
+
+[[ -x "$UV" ]] || { log "error: $UV missing: run make venv first"; exit 1; }
+
+log "building the wheels"
+rm -rf "$DIST"
+"$UV" build --quiet --wheel --out-dir "$DIST" "$ROOT" >/dev/null
+"$UV" build --quiet --wheel --out-dir "$DIST" "$ROOT/services" >/dev/null
+PROVIDER_WHEEL="$(ls "$DIST"/airflow_order_provider-*.whl)"
+SERVICES_WHEEL="$(ls "$DIST"/airflow_order_services-*.whl)"
+
+declare -a SUMMARY=()
+status=0
+for version in "${VERSIONS[@]}"; do
+    minor="${version%.*}"
+    venv="$ROOT/.compat/venv-$minor"
+    run="$ROOT/.compat/run-$minor"
+    started=$SECONDS
+    log "== Airflow $version in $venv"
+    rm -rf "$venv"
+    "$UV" venv --quiet --python "$PYTHON" "$venv"
+    # Installed together, as a user would (a fresh venv each time; uv's cache makes it quick).
+    # shellcheck disable=SC2046  # pins: a list of requirements
+    if ! "$UV" pip install --quiet --python "$venv/bin/python" \
+        "$PROVIDER_WHEEL" "$SERVICES_WHEEL" "apache-airflow==$version" pytest jsonschema $(pins "$minor"); then
+        SUMMARY+=("Airflow $version: FAILED to install"); status=1; continue
+    fi
+    installed="$("$venv/bin/python" -c 'import airflow, sys; print(airflow.__version__)' 2>/dev/null | tail -1)"
+    if [[ "$installed" != "$version" ]]; then
+        SUMMARY+=("Airflow $version: FAILED: Airflow $installed installed"); status=1; continue
+    fi
+    home="$(mktemp -d -t compat-airflow-home.XXXXXX)"
+    if ! AIRFLOW_HOME="$home" "$venv/bin/airflow" providers list 2>/dev/null | grep -q "airflow-order-provider"; then
+        SUMMARY+=("Airflow $version: FAILED: not in airflow providers list"); status=1; rm -rf "$home"; continue
+    fi
+    rm -rf "$home"
+
+    rm -rf "$run"
+    mkdir -p "$run"
+    cp -r "$ROOT/tests" "$ROOT/dags" "$ROOT/pyproject.toml" "$run/"
+    find "$run" -name __pycache__ -prune -exec rm -rf {} +
+    where="$(cd "$run" && "$venv/bin/python" -c 'import airflow_order_provider as p; print(p.__file__)' 2>/dev/null | tail -1)"
+    if [[ "$where" != "$venv"/* ]]; then
+        SUMMARY+=("Airflow $version: FAILED: the provider is imported from $where, not the wheel"); status=1; continue
+    fi
+    log "pytest $TESTS (provider from $where)"
+    set +e
+    # shellcheck disable=SC2086  # TESTS is a list of paths and options
+    (cd "$run" && "$venv/bin/python" -m pytest -p no:cacheprovider -ra --durations=10 $TESTS ${COMPAT_PYTEST_ARGS:-}) \
+        2>&1 | tee "$ROOT/.compat/pytest-$minor.log"
+    code=${PIPESTATUS[0]}
+    set -e
+    line="$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$ROOT/.compat/pytest-$minor.log" | tail -1 | tr -d '=')"
+    took=$((SECONDS - started))
+    if [[ $code -ne 0 ]]; then
+        SUMMARY+=("Airflow $version: FAILED:${line} (${took}s)"); status=1
+    else
+        SUMMARY+=("Airflow $version: ok:${line} (${took}s)")
+    fi
+done
+
+echo
+for line in "${SUMMARY[@]}"; do log "$line"; done
+exit $status
