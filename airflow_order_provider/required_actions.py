@@ -48,7 +48,8 @@ def recorded_answer(context: Any) -> dict[str, Any] | None:
     task state store (before 3.3).
     """
     store = context.get("task_state_store") if hasattr(context, "get") else None
-    if store is None:
+    # A first try has no earlier try an answer could be recorded for: no call to the API server.
+    if store is None or context["ti"].try_number <= 1:
         return None
     recorded = store.get(ANSWER_KEY)
     if not isinstance(recorded, dict):

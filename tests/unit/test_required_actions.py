@@ -43,7 +43,8 @@ def context(ti_id: str, values: dict | None, try_number: int = 1) -> dict:
 
 
 def test_the_answer_recorded_for_this_task_instance_is_the_resume_event():
-    event = recorded_answer(context(TI_ID, {ANSWER_KEY: RECORDED}))
+    # Failed from outside while still queued: the same task instance, its next try.
+    event = recorded_answer(context(TI_ID, {ANSWER_KEY: RECORDED}, try_number=2))
     assert event == {
         "chosen_options": ["Approve"],
         "params_input": {},
@@ -67,6 +68,7 @@ def test_an_answer_to_an_older_try_is_not_acted_on():
 
 
 def test_no_answer_or_no_state_store_reads_as_none():
+    assert recorded_answer(context(TI_ID, {ANSWER_KEY: RECORDED}, try_number=1)) is None  # a first try asks
     assert recorded_answer(context(TI_ID, {})) is None
     assert recorded_answer(context(TI_ID, None)) is None  # Airflow before 3.3: no task state store
 
