@@ -27,7 +27,7 @@ expedited                  ``EXPEDITED_BONUS`` (20)
 premium and expedited      30
 ========================== =======
 
-"Expedited" means what it means to the steps (:meth:`~airflow_order_provider.operators.base.OrderServiceOperator.ship_deadline_near`):
+"Expedited" means what it means to the steps (:func:`airflow_order_provider.clock.is_expedited`):
 less than ``expedite_within`` (1 hour, scaled by ``[order_provider] time_scale``) is left before
 the order's ship deadline, counted from the time it was placed (``run_after``). An order that sat
 in the queue, or a step cleared late in the order's life, therefore moves ahead of fresh orders.
@@ -44,7 +44,7 @@ relationship. Without a run, it falls back to the task's own weight.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.task.priority_strategy import PriorityWeightStrategy
@@ -52,6 +52,7 @@ from airflow.task.priority_strategy import PriorityWeightStrategy
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
 
+from airflow_order_provider import clock
 from airflow_order_provider.version_compat import run_being_created
 
 PREMIUM_BONUS = 10
@@ -84,25 +85,12 @@ def is_premium(conf: dict[str, Any] | None) -> bool:
     return isinstance(conf, dict) and conf.get("customer_tier") == "premium"
 
 
-def is_expedited(placed_at: datetime | None, now: datetime | None = None) -> bool:
-    """Whether less than ``expedite_within`` is left before the ship deadline of an order placed then."""
-    if placed_at is None:
-        return False
-    from airflow_order_provider.policies import order_times
-
-    times = order_times()
-    if placed_at.tzinfo is None:
-        placed_at = placed_at.replace(tzinfo=timezone.utc)
-    left = placed_at + times.scaled("ship_deadline") - (now or datetime.now(timezone.utc))
-    return left < times.scaled("expedite_within")
-
-
 def order_weight(base: int, conf: dict[str, Any] | None, placed_at: datetime | None, now: datetime | None = None) -> int:
     """The weight of a task whose own ``priority_weight`` is ``base``, in an order with ``conf`` placed then."""
     weight = base
     if is_premium(conf):
         weight += PREMIUM_BONUS
-    if is_expedited(placed_at, now):
+    if clock.is_expedited(placed_at, now):
         weight += EXPEDITED_BONUS
     return weight
 
@@ -115,8 +103,7 @@ class OrderPriorityStrategy(PriorityWeightStrategy):
         dag_run = _run_of(ti)
         if dag_run is None:
             return base
-        placed_at = getattr(dag_run, "run_after", None) or getattr(dag_run, "queued_at", None)
-        return order_weight(base, dag_run.conf, placed_at)
+        return order_weight(base, dag_run.conf, clock.placed_at(dag_run))
 
 
 #: What the DAG passes as ``weight_rule`` (the strategy's import path, as Airflow serializes it).

@@ -95,7 +95,7 @@ from airflow_order_provider.api.status import (
 )
 from airflow_order_provider.deployment import check, waiting_on_missing_pools
 from airflow_order_provider.models import Order, ShippingAddress, _describe
-from airflow_order_provider.operators.base import UNDO_KEY
+from airflow_order_provider.operators.compensation import UNDO_KEY
 from airflow_order_provider.order_saga import ORDER_SAGA
 from airflow_order_provider.saga.failure import FAILURE_KEY
 

@@ -62,7 +62,8 @@ def describe_alert(context: Context) -> OrderAlert | None:
     malformed request, a key reused for another request) and above all a compensation failing for
     good are.
     """
-    from airflow_order_provider.operators.base import OrderCompensationOperator, OrderStepOperator
+    from airflow_order_provider.operators.compensation import OrderCompensationOperator
+    from airflow_order_provider.operators.step import OrderStepOperator
     from airflow_order_provider.saga.failure import StepFailure
 
     task = context.get("task")
@@ -96,7 +97,7 @@ def describe_alert(context: Context) -> OrderAlert | None:
             body=f"{error}. The completed steps are being compensated (run {run_id}).",
         )
     if isinstance(task, OrderCompensationOperator):
-        from airflow_order_provider.operators.base import UNDO_KEY
+        from airflow_order_provider.operators.compensation import UNDO_KEY
 
         waited = (ti.xcom_pull(task_ids=task_id, key=UNDO_KEY) if ti is not None else None) or {}
         since = f" since {waited['since']} ({waited.get('calls')} calls)" if waited.get("since") else ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_order_provider.operators.base import OrderCompensationOperator, OrderStepOperator
+from airflow_order_provider.operators.compensation import OrderCompensationOperator
+from airflow_order_provider.operators.step import OrderStepOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

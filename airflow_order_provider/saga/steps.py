@@ -199,10 +199,6 @@ class Saga:
         return (self.plan.task_id, *self.compensation_ids, *ends)
 
     @property
-    def gate_ids(self) -> tuple[str, ...]:
-        return tuple(step.gate_task_id for step in self.steps if step.gate_task_id)
-
-    @property
     def forward_path(self) -> tuple[str, ...]:
         """Every forward task in the order a run reaches them: start, gates and steps, complete."""
         path: list[str] = [self.start.task_id]
@@ -220,11 +216,6 @@ class Saga:
     def statuses(self) -> dict[str, str]:
         """``{step: business status while it runs}``, in forward order."""
         return {step.task_id: step.status for step in self.steps}
-
-    @property
-    def waiting_steps(self) -> tuple[str, ...]:
-        """Steps whose wait is left out of the workflow clock."""
-        return tuple(step.task_id for step in self.steps if step.waits)
 
     def steps_before(self, task_id: str) -> tuple[SagaStep, ...]:
         ids = self.step_ids

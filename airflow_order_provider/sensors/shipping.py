@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_order_provider.clock import order_checkpoint
 from airflow_order_provider.exceptions import (
     BusinessRuleError,
     OrderCancelledError,
@@ -18,9 +19,7 @@ from airflow_order_provider.exceptions import (
 )
 from airflow_order_provider.operators.base import OrderSagaTask
 from airflow_order_provider.policies import order_times, policy_for, with_policy_defaults
-from airflow_order_provider.saga.checkpoint import Checkpoint
 from airflow_order_provider.saga.failure import StepFailure
-from airflow_order_provider.signals import cancel_request
 from airflow_order_provider.triggers.shipping import (
     CANCELLED,
     DISPATCHED,
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_order_provider.hooks.shipping import ShippingHook
+    from airflow_order_provider.saga.checkpoint import Checkpoint
 
 #: The poll interval is never below this, however small ``time_scale`` is.
 MIN_POLL_INTERVAL = timedelta(seconds=1)
@@ -162,8 +162,7 @@ class WaitForDispatchSensor(OrderSagaTask, BaseSensorOperator):
 
     def checkpoint(self) -> Checkpoint:
         """The order's checkpoint while it waits: its cancel signal (the wait is off the clock)."""
-        return Checkpoint(saga_id=str(self.order_id), step=self.task_id, read_cancel=cancel_request,
-                          cancelled_error=OrderCancelledError, label=f"order {self.order_id}")
+        return order_checkpoint(str(self.order_id), self.task_id)
 
     @cached_property
     def hook(self) -> ShippingHook:

@@ -31,7 +31,7 @@ import requests
 from websockets.sync.client import connect
 
 from airflow_order_provider import signals
-from airflow_order_provider.operators.base import COMPENSATE
+from airflow_order_provider.saga.failure import COMPENSATE
 from tests.orders import an_order
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

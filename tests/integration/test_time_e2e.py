@@ -11,7 +11,7 @@ import time
 import pytest
 
 from airflow_order_provider.operators.approval import APPROVE, REJECT
-from airflow_order_provider.operators.base import COMPENSATE
+from airflow_order_provider.saga.failure import COMPENSATE
 from tests.integration.test_failure_e2e import wait_for_decision_request
 from tests.orders import alerts, an_order, ledger, settled
 
