@@ -94,6 +94,6 @@ class NudgeRunsMiddleware:
 
 def enabled() -> bool:
     """``[order_provider] nudge_runs``."""
-    from airflow_order_provider.version_compat import conf
+    from airflow_order_provider.settings import option_bool
 
-    return conf.getboolean("order_provider", "nudge_runs", fallback=True)
+    return option_bool("nudge_runs")

@@ -107,9 +107,9 @@ def _preload_if_asked() -> None:
     preload would import the provider's modules in the middle of their own import (a circular
     import, and the plugin would fail); that process imports what it uses anyway.
     """
-    from airflow_order_provider.version_compat import conf
+    from airflow_order_provider.settings import option_bool
 
-    if conf.getboolean("order_provider", "preload", fallback=False) and not _IMPORTING_PROVIDER:
+    if option_bool("preload") and not _IMPORTING_PROVIDER:
         import airflow_order_provider.preload  # noqa: F401
 
 

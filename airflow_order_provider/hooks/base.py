@@ -39,8 +39,10 @@ from airflow_order_provider.exceptions import (
     ServiceTimeoutError,
     ServiceUnavailableError,
 )
-from airflow_order_provider.policies import DEFAULT_REQUEST_TIMEOUT
 from airflow_order_provider.version_compat import connection_extra
+
+#: Request timeout of one HTTP call, unless the connection's ``timeout`` field says otherwise.
+DEFAULT_REQUEST_TIMEOUT = 10.0
 
 #: Response header with which the services say an answer is a replay of an earlier request.
 REPLAY_HEADER = "Idempotent-Replayed"

@@ -251,9 +251,9 @@ def alert_recipient(alert_email: str | None = None) -> str:
     """``alert_email`` if given, else ``[order_provider] alert_email``; empty means log only."""
     if alert_email is not None:
         return alert_email
-    from airflow_order_provider.version_compat import conf
+    from airflow_order_provider.settings import option
 
-    return conf.get("order_provider", "alert_email", fallback="ops@example.com") or ""
+    return option("alert_email")
 
 
 def send_alert_email(

@@ -1,37 +1,12 @@
 """
-Every retry policy and timeout of the order process, in one place.
-
-The table below is the seed's policy table; operators take their defaults from it
-(:meth:`ServicePolicy.operator_defaults`), and any operator argument given explicitly wins.
-``[order_provider] time_scale`` multiplies every interval and timeout, so that tests and demos run
-the real policies faster (``AIRFLOW__ORDER_PROVIDER__TIME_SCALE=0.01``).
-
-"Attempts" counts every try, so Airflow's ``retries`` is ``attempts - 1``.
-
-``on_retries_exhausted`` says what happens when a step fails for good:
-
-* ``compensate`` -- undo the steps that completed, in reverse order, and cancel the order;
-* ``pause`` -- ask a person in the UI (Required Actions): retry the step, compensate, or abandon;
-  with no answer within ``decision_timeout`` it compensates;
-* ``fail`` -- no compensation; the run fails and operations are alerted.
-
-Each service also has a compensation row (refund, release, cancel shipment; :func:`_patient`):
-a few quick tries, then tries deferred to the triggerer (no worker, no pool slot) with a capped
-back-off for the service's ``horizon`` (hours), before the undo asks for a person.
-
-A deployment changes any row without touching code, through ``[order_provider] policy_overrides``,
-a JSON object keyed by service; intervals and timeouts are in seconds::
-
-    AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES='{"payment": {"attempts": 5, "on_retries_exhausted": "pause"}}'
-
-and a compensation row under ``"<service>.compensation"`` (``horizon``, ``wait_interval``,
-``max_wait_interval`` besides the others), as tests do to wait seconds instead of hours.
+The retry policy table: how each service's steps are tried (attempts, back-off, step timeout, the
+errors never retried, what happens when retries run out), its queue and pool, and each service's
+compensation row (refund, release, cancel shipment).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -47,16 +22,14 @@ from airflow_order_provider.exceptions import (
     ServiceAuthenticationError,
     ServiceValidationError,
 )
+from airflow_order_provider.settings import time_scale
 from airflow_order_provider.version_compat import (
     HAS_RETRY_POLICY,
     ExceptionRetryPolicy,
     RetryAction,
     RetryRule,
-    conf,
     exponential_backoff,
 )
-
-CONFIG_SECTION = "order_provider"
 
 #: A step timeout is never scaled below this: it guards against hung calls, and a scaled-down
 #: demo must still leave room for a worker to start a task and make one HTTP call.
@@ -73,14 +46,6 @@ ALWAYS_FATAL: tuple[type[BaseException], ...] = (
 
 ExhaustedMode = Literal["compensate", "pause", "fail"]
 EXHAUSTED_MODES: tuple[str, ...] = ("compensate", "pause", "fail")
-
-
-def time_scale() -> float:
-    """Return ``[order_provider] time_scale`` (default 1.0); it must be a positive number."""
-    value = conf.getfloat(CONFIG_SECTION, "time_scale", fallback=1.0)
-    if value <= 0:
-        raise ValueError(f"[{CONFIG_SECTION}] time_scale must be positive, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -269,172 +234,9 @@ BUILTIN_COMPENSATION_POLICIES: dict[str, ServicePolicy] = {
     name: _patient(policy) for name, policy in BUILTIN_POLICIES.items() if name != "notification"
 }
 
-_DURATIONS = {"first_interval", "max_interval", "step_timeout", "decision_timeout", "horizon", "wait_interval",
-              "max_wait_interval"}
-_OVERRIDABLE = {f.name for f in fields(ServicePolicy)} - {"service", "never_retried"}
-COMPENSATION_SUFFIX = ".compensation"
-
-
-def _overrides() -> dict[str, dict[str, Any]]:
-    raw = conf.get(CONFIG_SECTION, "policy_overrides", fallback="") or ""
-    if not raw.strip():
-        return {}
-    try:
-        overrides = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"[{CONFIG_SECTION}] policy_overrides is not valid JSON: {exc}") from None
-    if not isinstance(overrides, dict):
-        raise ValueError(f"[{CONFIG_SECTION}] policy_overrides must be a JSON object keyed by service")
-    return overrides
-
-
-def _apply(policy: ServicePolicy, key: str, changes: dict[str, Any]) -> ServicePolicy:
-    unknown = set(changes) - _OVERRIDABLE
-    if unknown:
-        raise ValueError(
-            f"[{CONFIG_SECTION}] policy_overrides.{key}: unknown setting(s) {sorted(unknown)};"
-            f" use {sorted(_OVERRIDABLE)}"
-        )
-    values = {
-        name: timedelta(seconds=float(value)) if name in _DURATIONS else value
-        for name, value in changes.items()
-    }
-    return replace(policy, **values) if values else policy
-
-
-def with_policy_defaults(kwargs: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """
-    An operator's keyword arguments with the policy's ``defaults`` filled in where neither the
-    arguments nor their ``default_args`` give a value (default_args reach an operator's
-    ``__init__`` unapplied: both win over the policy table).
-    """
-    given = {**(kwargs.get("default_args") or {}), **kwargs}
-    return {**{name: value for name, value in defaults.items() if name not in given}, **kwargs}
-
-
-def policy_for(service: str, *, compensation: bool = False) -> ServicePolicy:
-    """
-    The service's row of the table, with this deployment's ``policy_overrides`` applied.
-
-    :param compensation: the row of the service's compensation (refund, release, cancel) instead
-        of its forward step. The service's own overrides of ``queue``, ``pool`` and ``pool_slots``
-        apply to both: a service has one queue and one pool.
-    """
-    overrides = _overrides()
-    own = overrides.get(service) or {}
-    if not compensation:
-        return _apply(BUILTIN_POLICIES[service], service, own)
-    key = service + COMPENSATION_SUFFIX
-    shared = {name: own[name] for name in ("queue", "pool", "pool_slots") if name in own}
-    return _apply(BUILTIN_COMPENSATION_POLICIES[service], key, {**shared, **(overrides.get(key) or {})})
-
-
-def compensation_policy(service: str) -> ServicePolicy:
-    """The service's compensation row, with this deployment's overrides."""
-    return policy_for(service, compensation=True)
-
-
-def pool_specs() -> dict[str, dict[str, Any]]:
-    """
-    The pools the order's tasks run in, as ``airflow pools import FILE`` reads them.
-
-    ``python -m airflow_order_provider.pools`` prints this JSON; a deployment imports it once
-    (and again after changing ``pool_slots``).
-    """
-    specs: dict[str, dict[str, Any]] = {}
-    for service in BUILTIN_POLICIES:
-        policy = policy_for(service)
-        specs[policy.pool] = {
-            "slots": policy.pool_slots,
-            "description": f"Calls to the order {service} service (steps and compensations)",
-            "include_deferred": False,
-        }
-    return specs
-
 #: Retries of a wait for a person (the approval): only for a try failed from outside, never for an
 #: answer. Airflow 3.3.2's scheduler can fail a task resumed by a Required Actions answer that came
 #: within a moment of the request ("finished with state success, but the task instance's state
 #: attribute is queued"); the answer stays recorded on the task instance, and the retry acts on it
 #: instead of asking again. Rejections and cancels are never retried (AirflowFailException).
 REQUIRED_ACTION_RETRY_DEFAULTS: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=1)}
-
-#: Request timeout of one HTTP call, unless the connection's ``timeout`` field says otherwise.
-DEFAULT_REQUEST_TIMEOUT = 10.0
-
-
-# -- the order's clocks ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderTimes:
-    """
-    The order-level time limits, besides each service's step timeout.
-
-    * ``workflow_timeout``: how long the order's own processing may take, the waits for a person
-      (approval, a paused step) and for the carrier's pickup left out: they have their own
-      timeouts below. Checked at every step; past it, the step fails with ``WorkflowTimeoutError``
-      and the completed steps are compensated in the same run. An order may ask for less
-      (``workflow_timeout_seconds`` in its conf).
-    * ``ship_deadline``: the business deadline, "ships within 24 hours of payment", as a
-      ``DeadlineAlert`` on the run; operations are alerted when an order misses it.
-    * ``expedite_within``: with less than this left before the ship deadline, reservation asks for
-      priority and shipping goes express.
-    * ``approval_timeout``: how long a high-value order waits for approval; no answer rejects it.
-    * ``dispatch_timeout`` / ``dispatch_poll_interval``: the wait for the carrier's pickup.
-    * ``run_timeout_margin``: Airflow's ``dagrun_timeout`` is the sum of all the above plus this
-      margin, a backstop that should never fire (when it does, Airflow skips the run's remaining
-      tasks and operations are alerted to settle the order).
-    """
-
-    workflow_timeout: timedelta = timedelta(hours=1)
-    ship_deadline: timedelta = timedelta(hours=24)
-    expedite_within: timedelta = timedelta(hours=1)
-    approval_timeout: timedelta = timedelta(hours=24)
-    approval_threshold: int = 100_000
-    dispatch_timeout: timedelta = timedelta(hours=24)
-    dispatch_poll_interval: timedelta = timedelta(seconds=60)
-    run_timeout_margin: timedelta = timedelta(hours=1)
-
-    def scaled(self, name: str, scale: float | None = None) -> timedelta:
-        value = getattr(self, name)
-        return value * (time_scale() if scale is None else scale)
-
-    def run_timeout(self, scale: float | None = None) -> timedelta:
-        """Airflow's ``dagrun_timeout``: every wait of an order at its longest, plus the margin."""
-        decisions = sum((policy_for(name).decision_timeout for name in BUILTIN_POLICIES), timedelta())
-        # Compensations wait one after another only where one waits for another (refund after the
-        # shipment's cancel): two horizons at most, plus a wait past each.
-        undo = sorted(
-            (p.horizon + p.max_wait_interval for p in map(compensation_policy, BUILTIN_COMPENSATION_POLICIES)),
-            reverse=True,
-        )[:2]
-        total = (
-            self.workflow_timeout
-            + self.approval_timeout
-            + self.dispatch_timeout
-            + decisions
-            + sum(undo, timedelta())
-            + self.run_timeout_margin
-        )
-        return total * (time_scale() if scale is None else scale)
-
-
-_TIME_OPTIONS = {
-    "workflow_timeout": "workflow_timeout",
-    "ship_deadline": "ship_deadline",
-    "approval_timeout": "approval_timeout",
-    "dispatch_timeout": "dispatch_timeout",
-}
-
-
-def order_times() -> OrderTimes:
-    """The order-level limits with this deployment's ``[order_provider]`` settings (seconds)."""
-    changes: dict[str, Any] = {}
-    for option, name in _TIME_OPTIONS.items():
-        raw = conf.get(CONFIG_SECTION, option, fallback="") or ""
-        if raw.strip():
-            changes[name] = timedelta(seconds=float(raw))
-    threshold = conf.get(CONFIG_SECTION, "approval_threshold", fallback="") or ""
-    if threshold.strip():
-        changes["approval_threshold"] = int(threshold)
-    return replace(OrderTimes(), **changes)
