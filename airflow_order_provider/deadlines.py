@@ -21,8 +21,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from airflow_order_provider.version_compat import (
-    HAS_CUSTOM_DEADLINE_REFERENCES,
+from airflow_order_provider.version_compat import HAS_CUSTOM_DEADLINE_REFERENCES
+from airflow_order_provider.version_compat.dag_test import (
     install_dag_test_deadline_fix,
     install_dag_test_fixes,
 )
@@ -57,7 +57,7 @@ __all__ = ["DEADLINE_REFERENCES", "install_dag_test_deadline_fix", "install_dag_
 
 # The workarounds of ``dag.test()``'s upstream bugs (the deadline lookup of 3.2+; in 3.1 and 3.2 the
 # in-process execution API's services and the failure callbacks' exception) are in :mod:`airflow_order_provider.version_compat`
-# (:func:`~airflow_order_provider.version_compat.install_dag_test_fixes`). They are installed when
+# (:func:`~airflow_order_provider.version_compat.dag_test.install_dag_test_fixes`). They are installed when
 # this module is imported, which the DAG file (through its deadline alert) and the provider's plugin
 # both do; only where Airflow's core models are loaded already (``airflow dags test``,
 # ``dag.test()``, the scheduler's processes): a task's worker parses the DAG file without them, and

@@ -161,7 +161,7 @@ class Order(_Strict):
         return "express" if self.customer_tier == "premium" else "standard"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any]) -> str:
     field = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
@@ -180,7 +180,7 @@ def parse_order(data: Any) -> Order:
     try:
         return Order.model_validate(data)
     except ValidationError as exc:
-        raise InvalidOrderError([_describe(e) for e in exc.errors()]) from None
+        raise InvalidOrderError([describe_error(e) for e in exc.errors()]) from None
 
 
 def _inline(schema: Any, defs: dict[str, Any]) -> Any:

@@ -30,17 +30,22 @@ from airflow_order_provider.operators.approval import ApproveOrderOperator
 from airflow_order_provider.operators.inventory import ReleaseInventoryOperator, ReserveInventoryOperator
 from airflow_order_provider.operators.notification import SendOrderConfirmationOperator
 from airflow_order_provider.operators.order import (
-    CancelOrderOperator,
     CheckOrderValueOperator,
-    CompleteOrderOperator,
     OrderPlanCompensationOperator,
-    RollForwardOrderOperator,
     ValidateOrderOperator,
+)
+from airflow_order_provider.operators.outcome import (
+    CancelOrderOperator,
+    CompleteOrderOperator,
+    RollForwardOrderOperator,
 )
 from airflow_order_provider.operators.payment import ProcessPaymentOperator, RefundPaymentOperator
 from airflow_order_provider.operators.shipping import CancelShipmentOperator, ScheduleShipmentOperator
 from airflow_order_provider.saga import Saga, SagaStep, SagaTask
 from airflow_order_provider.sensors.shipping import WaitForDispatchSensor
+
+#: The DAG that runs one order per run (dags/order_processing.py); the order API reads its runs.
+ORDER_DAG_ID = "order_processing"
 
 ORDER_SAGA = Saga(
     name="order",

@@ -26,7 +26,7 @@ from airflow.sdk import DAG
 from airflow_order_provider.notifications.alerts import OrderAlertNotifier
 from airflow_order_provider.notifications.deadline import ship_deadline_alert
 from airflow_order_provider.order_form import order_params
-from airflow_order_provider.order_saga import ORDER_SAGA
+from airflow_order_provider.order_saga import ORDER_DAG_ID, ORDER_SAGA
 from airflow_order_provider.policies import order_times
 from airflow_order_provider.priority import WEIGHT_RULE
 from airflow_order_provider.saga import build_saga
@@ -35,7 +35,7 @@ from airflow_order_provider.saga import build_saga
 ALERT_NOTIFIERS = [OrderAlertNotifier()]
 
 with DAG(
-    dag_id="order_processing",
+    dag_id=ORDER_DAG_ID,
     description="Payment, inventory, shipping and confirmation for one order, with compensation",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

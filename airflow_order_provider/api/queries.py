@@ -25,7 +25,7 @@ from airflow_order_provider.api.status import DAG_ID
 TRY_COLUMNS = ("task_id", "try_number", "state", "start_date", "end_date", "duration", "retry_reason")
 
 
-def _state(value: Any) -> str | None:
+def state_name(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
@@ -72,7 +72,7 @@ def task_states(session: Session, run_ids: list[str]) -> dict[str, dict[str, str
         )
     )
     for run_id, task_id, state in rows:
-        found[run_id][task_id] = _state(state)
+        found[run_id][task_id] = state_name(state)
     return found
 
 

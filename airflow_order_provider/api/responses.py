@@ -16,7 +16,7 @@ from airflow.models.dagrun import DagRun
 from fastapi import status
 from fastapi.responses import JSONResponse
 
-from airflow_order_provider.api.queries import _state
+from airflow_order_provider.api.queries import state_name
 from airflow_order_provider.api.status import (
     COMPENSATION_TASKS,
     DAG_ID,
@@ -35,11 +35,11 @@ RESULT_FIELDS = {step.task_id: step.result_fields for step in ORDER_SAGA.steps i
 NOT_RUN_STATES = frozenset({None, "scheduled", "queued", "up_for_retry", "upstream_failed", "removed"})
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
@@ -59,12 +59,12 @@ def links(order_id: str, run_id: str) -> dict[str, str]:
     }
 
 
-def _conf(run: DagRun) -> dict[str, Any]:
+def order_conf(run: DagRun) -> dict[str, Any]:
     return run.conf if isinstance(run.conf, dict) else {}
 
 
 def order_id_of(run: DagRun) -> str:
-    value = _conf(run).get("order_id")
+    value = order_conf(run).get("order_id")
     return value if isinstance(value, str) and value else run.run_id
 
 
@@ -76,7 +76,7 @@ def conflict(message: str, run: DagRun, states: dict[str, str | None], **extra: 
             "detail": message,
             "order_id": order_id,
             "run_id": run.run_id,
-            "status": order_status(_state(run.state), states),
+            "status": order_status(state_name(run.state), states),
             "links": links(order_id, run.run_id),
             **extra,
         },
@@ -84,8 +84,8 @@ def conflict(message: str, run: DagRun, states: dict[str, str | None], **extra: 
 
 
 def summary(run: DagRun, states: dict[str, str | None], now: datetime) -> dict[str, Any]:
-    conf = _conf(run)
-    run_state = _state(run.state)
+    conf = order_conf(run)
+    run_state = state_name(run.state)
     created = run.created_at or run.run_after
     order_id = order_id_of(run)
     return {
@@ -97,7 +97,7 @@ def summary(run: DagRun, states: dict[str, str | None], now: datetime) -> dict[s
         "total_amount": conf.get("total_amount"),
         "currency": conf.get("currency"),
         "customer_id": conf.get("customer_id"),
-        "created_at": _iso(created),
+        "created_at": iso(created),
         "age_seconds": round((now - created).total_seconds(), 3) if created else None,
         "links": links(order_id, run.run_id),
     }
@@ -137,7 +137,7 @@ def history(tries: list[tuple[bool, tuple[Any, ...]]], failures: dict[str, Any])
     entries = []
     for current, row in tries:
         task_id, try_number, state, start, end, duration, retry_reason = row
-        state = _state(state)
+        state = state_name(state)
         if current and (state in NOT_RUN_STATES or not try_number):
             continue  # not tried (yet), or skipped without running
         if duration is None and start is not None and end is not None:
@@ -154,8 +154,8 @@ def history(tries: list[tuple[bool, tuple[Any, ...]]], failures: dict[str, Any])
                 "step": task_id,
                 "try_number": try_number,
                 "state": state,
-                "start": _iso(start),
-                "end": _iso(end),
+                "start": iso(start),
+                "end": iso(end),
                 "duration": round(duration, 3) if duration is not None else None,
                 "error": error,
             }

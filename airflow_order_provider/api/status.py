@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from airflow_order_provider.order_saga import ORDER_SAGA
+from airflow_order_provider.order_saga import ORDER_DAG_ID, ORDER_SAGA
 
-DAG_ID = "order_processing"
+DAG_ID = ORDER_DAG_ID
 
 #: The forward steps that give the order its status while it runs, in order (from the saga's table).
 STEP_STATUS = ORDER_SAGA.statuses
@@ -72,32 +72,32 @@ FINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
 States = Mapping[str, "str | None"]
 
 
-def _state(states: States, task_id: str) -> str | None:
+def task_state(states: States, task_id: str) -> str | None:
     value = states.get(task_id)
     return None if value in (None, "none", "") else str(value)
 
 
 def is_compensating(states: States) -> bool:
     """Whether the compensation path is running or about to run."""
-    if any(_state(states, task) in ACTIVE_STATES for task in COMPENSATION_TASKS):
+    if any(task_state(states, task) in ACTIVE_STATES for task in COMPENSATION_TASKS):
         return True
     plan = ORDER_SAGA.plan.task_id
-    return _state(states, plan) == "success" and _state(states, CANCELLED_TASK) not in FINISHED_STATES
+    return task_state(states, plan) == "success" and task_state(states, CANCELLED_TASK) not in FINISHED_STATES
 
 
 def furthest_reached(states: States, tasks: tuple[str, ...]) -> str | None:
     """The last of ``tasks`` (in their order) that has been reached (scheduled or beyond)."""
-    reached = [task for task in tasks if _state(states, task) not in NOT_REACHED_STATES]
+    reached = [task for task in tasks if task_state(states, task) not in NOT_REACHED_STATES]
     return reached[-1] if reached else None
 
 
 def order_status(run_state: str | None, states: States) -> str:
     """The order's status (one of :data:`STATUSES`) from its run's state and ``{task_id: state}``."""
     run_state = str(run_state) if run_state is not None else None
-    if run_state == "success" or (ROLL_FORWARD_TASK and _state(states, ROLL_FORWARD_TASK) == "success"):
+    if run_state == "success" or (ROLL_FORWARD_TASK and task_state(states, ROLL_FORWARD_TASK) == "success"):
         return "completed"
     if run_state == "failed":
-        return "cancelled" if _state(states, CANCELLED_TASK) == "success" else "failed"
+        return "cancelled" if task_state(states, CANCELLED_TASK) == "success" else "failed"
     if is_compensating(states):
         return "compensating"
     step = furthest_reached(states, tuple(STEP_STATUS))
@@ -114,7 +114,7 @@ def current_step(run_state: str | None, states: States) -> str | None:
     if status in ("compensating", "cancelled"):
         return furthest_reached(states, COMPENSATION_TASKS)
     if status == "failed":
-        failed = [task for task in FORWARD_TASKS if _state(states, task) == "failed"]
+        failed = [task for task in FORWARD_TASKS if task_state(states, task) == "failed"]
         if failed:
             return failed[0]
         return furthest_reached(states, COMPENSATION_TASKS) or furthest_reached(states, FORWARD_TASKS)
@@ -132,7 +132,7 @@ def compensation_story(states: States, waits: Mapping[str, object]) -> dict[str,
     """
     story: dict[str, dict[str, object]] = {}
     for task in UNDO_TASKS:
-        state = _state(states, task)
+        state = task_state(states, task)
         wait = waits.get(task) if isinstance(waits.get(task), dict) else {}
         if state == "success":
             entry: dict[str, object] = {"state": "done"}
@@ -151,5 +151,5 @@ def compensation_story(states: States, waits: Mapping[str, object]) -> dict[str,
         if isinstance(wait, dict) and wait:
             entry.update({k: wait.get(k) for k in ("since", "calls", "last_error", "gives_up_at")})
         story[task] = entry
-    rolled = bool(ROLL_FORWARD_TASK) and _state(states, str(ROLL_FORWARD_TASK)) == "success"
+    rolled = bool(ROLL_FORWARD_TASK) and task_state(states, str(ROLL_FORWARD_TASK)) == "success"
     return {"compensations": story, "rolled_forward": rolled}
