@@ -3,7 +3,7 @@ The order saga's one home: its steps in order, each with its service, its compen
 an order shows while it is there, the results it keeps, and whether its wait counts against the
 workflow clock.
 
-Read it as the seed's workflow::
+Read it as the order's workflow::
 
     validate_order
     process_payment        -> refund_payment       (payment)

@@ -42,7 +42,7 @@ with DAG(
     catchup=False,
     tags=["orders"],
     doc_md=__doc__,
-    # premium and expedited orders go first wherever tasks wait for a slot (the seed's tiered execution)
+    # premium and expedited orders go first wherever tasks wait for a slot (tiered execution)
     default_args={"owner": "orders", "on_failure_callback": ALERT_NOTIFIERS, "weight_rule": WEIGHT_RULE},
     # A backstop that should never fire: every wait at its longest. When it does, Airflow skips the
     # remaining tasks and this callback alerts operations to settle the order.

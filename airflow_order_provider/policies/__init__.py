@@ -1,7 +1,7 @@
 """
 Every retry policy and timeout of the order process, in one place.
 
-The table below is the seed's policy table; operators take their defaults from it
+The policy table (:mod:`.retry`): operators take their defaults from it
 (:meth:`ServicePolicy.operator_defaults`), and any operator argument given explicitly wins.
 ``[order_provider] time_scale`` multiplies every interval and timeout, so that tests and demos run
 the real policies faster (``AIRFLOW__ORDER_PROVIDER__TIME_SCALE=0.01``).

@@ -62,14 +62,13 @@ class ServicePolicy:
     on_retries_exhausted: ExhaustedMode = "compensate"
     #: How long a paused step waits for a person before it compensates.
     decision_timeout: timedelta = timedelta(hours=24)
-    #: Celery queue of the service's tasks (the seed's worker pool per activity type); empty: the
+    #: Celery queue of the service's tasks (a worker pool per service); empty: the
     #: service's name. Ignored by the Local executor.
     queue: str = ""
     #: Airflow pool of the service's tasks; empty: ``order_<service>``. Create the pools with
     #: ``airflow pools import`` from :func:`pool_specs` (``python -m airflow_order_provider.pools``).
     pool: str = ""
-    #: Slots of that pool: how many of the service's calls run at once (the seed's minimum
-    #: instances of the service's workers).
+    #: Slots of that pool: how many of the service's calls run at once.
     pool_slots: int = 1
     #: Compensation rows only: how long an undo keeps trying after its quick tries, waiting deferred
     #: between tries (no worker slot, no pool slot), before it is a manual item. Zero: no waiting.
