@@ -31,7 +31,8 @@ def _find_connection(conn_id: str) -> Any | None:
     """
     The connection as Airflow's core reads it (the environment, the secrets backends and the
     metadata database, where ``airflow connections add`` stores it), or None. Outside a task the
-    task SDK's lookup (a hook's ``get_connection``) does not read the metadata database (3.3).
+    task SDK's lookup (a hook's ``get_connection``) does not read the metadata database (seen on
+    3.2.2 and 3.3.2).
     """
     from airflow.models.connection import Connection
 

@@ -166,7 +166,7 @@ class OrderServiceHook(BaseHook):
         Send to ``connection`` (an Airflow connection object) instead of looking ``conn_id`` up: for
         code that runs outside a task and has read the connection itself, such as the setup command,
         where the task SDK's lookup sees only the environment and the secrets backends, not the
-        metadata database (Airflow 3.3). Returns the hook.
+        metadata database (seen on Airflow 3.2.2 and 3.3.2). Returns the hook.
         """
         self.__dict__["target"] = ServiceTarget.from_connection(connection, connection.extra_dejson, self._timeout)
         return self

@@ -95,8 +95,8 @@ def test_connections_stored_in_the_metadata_database_are_checked(tmp_path_factor
     """
     The README's way: ``airflow connections add`` stores the connections in the metadata database
     (not the environment). The setup command finds and tests them there, as the API server's health
-    check does. (Airflow 3.3's task SDK looks connections up outside a task in the environment and
-    the secrets backends only: a hook's own lookup said "The conn_id `order_payment_default` isn't
+    check does. (Outside a task, the task SDK of Airflow 3.2.2 and 3.3.2 looks connections up in the
+    environment and the secrets backends only: a hook's own lookup said "The conn_id `order_payment_default` isn't
     defined", and the command failed with a traceback.)
     """
     home = tmp_path_factory.mktemp("setup-airflow-db-connections")
