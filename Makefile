@@ -12,6 +12,11 @@
 #   make compat      the provider on Airflow 3.1.8, 3.2.2 and 3.3.2 (scripts/compat.sh): the built wheel
 #                    installed beside each release in .compat/venv-<minor>, then the unit tests and
 #                    dag.test() orders that apply (skips named by version); VERSIONS="3.2.2" for one
+#   make compat-upgrade  an order parked in approval on Airflow 3.2.2 completes after the deployment's
+#                    upgrade to 3.3.2 (scripts/compat_upgrade.sh: the same venv upgraded, provider wheel
+#                    unchanged, airflow db migrate; PostgreSQL on 127.0.0.1:5432), ledger exact
+#   make compat-install  the README's install steps on a plain Airflow 3.3.2 (scripts/compat_install_walkthrough.sh):
+#                    the setup command last, so the first order first shows why it waits, then completes
 #   make compat-ci   CI's reduced compat run (the last step of make test): Airflow 3.1.8 (the floor), the
 #                    version-dependent unit tests and three dag.test() orders (happy, refused card, compensated)
 #   make order-form  regenerate airflow_order_provider/order_form.json (the trigger form) after changing the order model
@@ -43,7 +48,7 @@ N ?=
 # python3.11 if present, else python3 when it is >= 3.10 (checked when the venv is created).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
-.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean compat compat-ci
+.PHONY: help venv install test test-unit test-e2e test-distributed lint demo rush clean compat compat-ci compat-upgrade compat-install
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -103,6 +108,12 @@ compat: $(STAMP)
 
 compat-ci: $(STAMP)
 	COMPAT_CI=1 bash scripts/compat.sh $(VERSIONS)
+
+compat-upgrade: $(STAMP)
+	bash scripts/compat_upgrade.sh
+
+compat-install: $(STAMP)
+	bash scripts/compat_install_walkthrough.sh
 
 # The trigger form's schemas, generated from the order model (tests/unit/test_order_form.py checks them).
 .PHONY: order-form

@@ -27,14 +27,23 @@ def connection_ids() -> dict[str, str]:
     return {service: hook_class_for(service).default_conn_name for service in SERVICES}
 
 
-def _connection_exists(conn_id: str) -> bool:
+def _find_connection(conn_id: str) -> Any | None:
+    """
+    The connection as Airflow's core reads it (the environment, the secrets backends and the
+    metadata database, where ``airflow connections add`` stores it), or None. Outside a task the
+    task SDK's lookup (a hook's ``get_connection``) does not read the metadata database (seen on
+    3.2.2 and 3.3.2).
+    """
     from airflow.models.connection import Connection
 
     try:
-        Connection.get_connection_from_secrets(conn_id)
+        return Connection.get_connection_from_secrets(conn_id)
     except Exception:  # AirflowNotFoundException (its module differs by release)
-        return False
-    return True
+        return None
+
+
+def _connection_exists(conn_id: str) -> bool:
+    return _find_connection(conn_id) is not None
 
 
 def existing_pools(session: Any, names: list[str]) -> dict[str, int]:
@@ -130,7 +139,8 @@ def check_connections(test: bool = True) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     problems: list[str] = []
     for service, conn_id in connection_ids().items():
-        if not _connection_exists(conn_id):
+        connection = _find_connection(conn_id)
+        if connection is None:
             problem = f"connection {conn_id} ({service}): missing"
             lines.append(problem)
             problems.append(problem)
@@ -138,7 +148,7 @@ def check_connections(test: bool = True) -> tuple[list[str], list[str]]:
         if not test:
             lines.append(f"connection {conn_id} ({service}): exists (not tested)")
             continue
-        ok, message = hook_class_for(service)(conn_id=conn_id).test_connection()
+        ok, message = hook_class_for(service)(conn_id=conn_id).use_connection(connection).test_connection()
         line = f"connection {conn_id} ({service}): {'ok' if ok else 'FAILED'}: {message}"
         lines.append(line)
         if not ok:

@@ -21,11 +21,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
+# shellcheck source=scripts/compat_lib.sh
+source "$ROOT/scripts/compat_lib.sh"
 VERSIONS=("$@")
 [[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=(3.1.8 3.2.2 3.3.2)
-UV="$ROOT/.venv/bin/uv"
-PYTHON="${PYTHON:-$(command -v python3.11 2>/dev/null || command -v python3)}"
-DIST="$ROOT/.compat/dist"
 # The unit tests that test the installed provider (not this repository's compose file or benchmark
 # harness), the dag.test() orders, and `airflow dags test` (a test module of the integration suite
 # that needs no running Airflow).
@@ -47,29 +46,9 @@ if [[ "${COMPAT_CI:-}" == 1 ]]; then
 fi
 TESTS="${COMPAT_TESTS:-$DEFAULT_TESTS}"
 
-log() { echo "[compat] $(date +%H:%M:%S) $*"; }
+log() { compat_log "$@"; }
 
-# What Airflow's constraints file of a release would pin and its own requirements leave open, where
-# today's newest breaks that release by itself (whatever the provider): Airflow 3.2.2 with fastapi
-# 0.165 fails to build its execution API (pydantic: "TITerminalStatePayload needs a discriminator
-# field"), so every task of `airflow dags test` fails; cadwyn 9 needs that fastapi. The pins are the
-# versions this project's 3.3.2 development environment resolves. A deployment installs Airflow with
-# its constraints file (as Airflow's installation guide says) and never meets this.
-pins() {
-    case "$1" in
-        3.2) echo "fastapi==0.136.3 cadwyn==7.0.0" ;;
-        *) echo "" ;;
-    esac
-}
-
-[[ -x "$UV" ]] || { log "error: $UV missing: run make venv first"; exit 1; }
-
-log "building the wheels"
-rm -rf "$DIST"
-"$UV" build --quiet --wheel --out-dir "$DIST" "$ROOT" >/dev/null
-"$UV" build --quiet --wheel --out-dir "$DIST" "$ROOT/services" >/dev/null
-PROVIDER_WHEEL="$(ls "$DIST"/airflow_order_provider-*.whl)"
-SERVICES_WHEEL="$(ls "$DIST"/airflow_order_services-*.whl)"
+compat_build_wheels
 
 declare -a SUMMARY=()
 status=0
@@ -79,17 +58,9 @@ for version in "${VERSIONS[@]}"; do
     run="$ROOT/.compat/run-$minor"
     started=$SECONDS
     log "== Airflow $version in $venv"
-    rm -rf "$venv"
-    "$UV" venv --quiet --python "$PYTHON" "$venv"
-    # Installed together, as a user would (a fresh venv each time; uv's cache makes it quick).
-    # shellcheck disable=SC2046  # pins: a list of requirements
-    if ! "$UV" pip install --quiet --python "$venv/bin/python" \
-        "$PROVIDER_WHEEL" "$SERVICES_WHEEL" "apache-airflow==$version" pytest jsonschema $(pins "$minor"); then
-        SUMMARY+=("Airflow $version: FAILED to install"); status=1; continue
-    fi
-    installed="$("$venv/bin/python" -c 'import airflow, sys; print(airflow.__version__)' 2>/dev/null | tail -1)"
-    if [[ "$installed" != "$version" ]]; then
-        SUMMARY+=("Airflow $version: FAILED: Airflow $installed installed"); status=1; continue
+    compat_new_venv "$venv"
+    if ! compat_install "$venv" "$version" "" pytest jsonschema; then
+        SUMMARY+=("Airflow $version: $COMPAT_ERROR"); status=1; continue
     fi
     home="$(mktemp -d -t compat-airflow-home.XXXXXX)"
     if ! AIRFLOW_HOME="$home" "$venv/bin/airflow" providers list 2>/dev/null | grep -q "airflow-order-provider"; then

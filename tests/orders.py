@@ -55,3 +55,12 @@ def settled(entries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     if len(entries) >= 2 and sorted(entries[-2:]) == sorted(INDEPENDENT_UNDOS):
         return [*entries[:-2], *INDEPENDENT_UNDOS]
     return list(entries)
+
+
+#: The ledger of a completed order: one charge, one reservation, one shipment, one email; nothing undone.
+COMPLETED = [
+    ("payment", "charge", "succeeded"),
+    ("inventory", "reserve", "succeeded"),
+    ("shipping", "schedule", "succeeded"),
+    ("notification", "email", "succeeded"),
+]

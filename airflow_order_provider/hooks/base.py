@@ -163,6 +163,16 @@ class OrderServiceHook(BaseHook):
         connection = self.get_connection(self.conn_id)
         return ServiceTarget.from_connection(connection, connection.extra_dejson, self._timeout)
 
+    def use_connection(self, connection: Any) -> OrderServiceHook:
+        """
+        Send to ``connection`` (an Airflow connection object) instead of looking ``conn_id`` up: for
+        code that runs outside a task and has read the connection itself, such as the setup command,
+        where the task SDK's lookup sees only the environment and the secrets backends, not the
+        metadata database (seen on Airflow 3.2.2 and 3.3.2). Returns the hook.
+        """
+        self.__dict__["target"] = ServiceTarget.from_connection(connection, connection.extra_dejson, self._timeout)
+        return self
+
     @property
     def base_url(self) -> str:
         return self.target.base_url

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.compat import dag_bag_class
 from tests.dags.test_order_processing import outcome, run_order
 from tests.orders import alerts, an_order, ledger
 
@@ -35,10 +36,9 @@ REFUNDED = ("payment", "refund", "succeeded")
 
 @pytest.fixture(scope="module")
 def patient_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
     from tests.airflow_env import REPO
 
+    DagBag = dag_bag_class()  # airflow.models.dagbag on 3.1 (make compat)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES", json.dumps(SHORT_HORIZONS))
         bag = DagBag(dag_folder=str(REPO / "dags"))

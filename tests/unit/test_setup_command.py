@@ -91,6 +91,33 @@ def test_setup_creates_the_pools_updates_them_and_checks_the_connections(airflow
     assert after["pools"]["order_payment"] == {"slots": 7, "expected_slots": 5}
 
 
+def test_connections_stored_in_the_metadata_database_are_checked(tmp_path_factory, order_services):
+    """
+    The README's way: ``airflow connections add`` stores the connections in the metadata database
+    (not the environment). The setup command finds and tests them there, as the API server's health
+    check does. (Outside a task, the task SDK of Airflow 3.2.2 and 3.3.2 looks connections up in the
+    environment and the secrets backends only: a hook's own lookup said "The conn_id `order_payment_default` isn't
+    defined", and the command failed with a traceback.)
+    """
+    home = tmp_path_factory.mktemp("setup-airflow-db-connections")
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=environment(home), check=True,
+                   capture_output=True, timeout=300)
+    stored = home / "connections.json"
+    stored.write_text(json.dumps({
+        f"order_{service}_default": {"conn_type": "http", "host": order_services.host, "port": order_services.port,
+                                     "password": order_services.api_key}
+        for service in SERVICES
+    }))
+    imported = run(home, [sys.executable, "-m", "airflow", "connections", "import", str(stored)])
+    assert imported.returncode == 0, imported.stderr[-2000:]
+
+    out = run(home, setup_command())
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    for service in SERVICES:
+        assert f"connection order_{service}_default ({service}): ok: Connected to the {service} service" in out.stdout
+    assert "The deployment is ready for orders." in out.stdout
+
+
 def test_a_wrong_api_key_fails_the_check(airflow_home, order_services):
     wrong = {name: url.replace(f":{order_services.api_key}@", ":wrong-key@")
              for name, url in connections(order_services).items()}

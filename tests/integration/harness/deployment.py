@@ -155,7 +155,8 @@ class AirflowDeployment:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.passwords_file.write_text(json.dumps({self.username: self.password, **self.extra_passwords}) + "\n")
 
-    def migrate(self, timeout: float = 600.0) -> None:
+    def migrate(self, timeout: float = 600.0, *, pools: bool = True) -> None:
+        """``airflow db migrate``, then (``pools``) the order pools (:meth:`create_pools`)."""
         started = time.monotonic()
         run_logged(
             "airflow db migrate",
@@ -163,9 +164,21 @@ class AirflowDeployment:
             self.logs_dir / "db-migrate.log",
             self.environment(),
             timeout,
+            cwd=self.home,
         )
         self.timings["db_migrate_s"] = time.monotonic() - started
-        self.create_pools()
+        if pools:
+            self.create_pools()
+
+    def cli(self, *args: str, timeout: float = 300.0) -> str:
+        """Run ``airflow <args>`` with the deployment's configuration; return its output (raises on failure)."""
+        log_path = self.logs_dir / f"cli-{'-'.join(a for a in args if not a.startswith('-'))}.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        run_logged(f"airflow {' '.join(args)}", self.airflow_argv(*args), log_path, self.environment(), timeout,
+                   cwd=self.home)
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", errors="replace")
 
     def create_pools(self, timeout: float = 120.0) -> None:
         """The order services' pools, from the policy table (``python -m airflow_order_provider.pools``)."""
@@ -179,6 +192,7 @@ class AirflowDeployment:
             self.logs_dir / "pools-import.log",
             self.environment(),
             timeout,
+            cwd=self.home,
         )
 
     def start(self) -> None:

@@ -172,10 +172,10 @@ class ManagedProcess:
 
 
 def run_logged(
-    name: str, argv: list[str], log_path: Path, env: Mapping[str, str], timeout: float
+    name: str, argv: list[str], log_path: Path, env: Mapping[str, str], timeout: float, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """Run a command to completion in its own process group; kill the group on timeout."""
-    proc = ManagedProcess(name, argv, log_path, env).start()
+    """Run a command to completion in its own process group (in ``cwd``); kill the group on timeout."""
+    proc = ManagedProcess(name, argv, log_path, env, cwd=cwd).start()
     assert proc.proc is not None
     try:
         rc = proc.proc.wait(timeout=timeout)
