@@ -31,6 +31,7 @@ and a compensation row under ``"<service>.compensation"`` (``horizon``, ``wait_i
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
@@ -106,6 +107,11 @@ class ServicePolicy:
     #: Slots of that pool: how many of the service's calls run at once (the seed's minimum
     #: instances of the service's workers).
     pool_slots: int = 1
+    #: Processes of the service's Celery worker (the seed's worker pool per activity type): Celery's
+    #: autoscaler keeps at least ``min_workers`` and grows to ``max_workers`` while the queue holds
+    #: work (:func:`worker_autoscale`, scaled to the machine; docker-compose.yaml's ``--autoscale``).
+    min_workers: int = 1
+    max_workers: int = 1
     #: Compensation rows only: how long an undo keeps trying after its quick tries, waiting deferred
     #: between tries (no worker slot, no pool slot), before it is a manual item. Zero: no waiting.
     horizon: timedelta = timedelta(0)
@@ -120,6 +126,10 @@ class ServicePolicy:
             object.__setattr__(self, "pool", f"order_{self.service}")
         if self.pool_slots < 1:
             raise ValueError(f"{self.service}: pool_slots must be at least 1, got {self.pool_slots}")
+        if not 1 <= self.min_workers <= self.max_workers:
+            raise ValueError(
+                f"{self.service}: need 1 <= min_workers <= max_workers, got {self.min_workers} and {self.max_workers}"
+            )
         if self.attempts < 1:
             raise ValueError(f"{self.service}: attempts must be at least 1, got {self.attempts}")
         if self.on_retries_exhausted not in EXHAUSTED_MODES:
@@ -184,6 +194,8 @@ class ServicePolicy:
 
 PAYMENT = ServicePolicy(
     service="payment",
+    min_workers=5,
+    max_workers=50,
     pool_slots=5,
     attempts=3,
     first_interval=timedelta(seconds=1),
@@ -194,6 +206,8 @@ PAYMENT = ServicePolicy(
 )
 INVENTORY = ServicePolicy(
     service="inventory",
+    min_workers=10,
+    max_workers=100,
     pool_slots=10,
     attempts=5,
     first_interval=timedelta(milliseconds=100),
@@ -204,6 +218,8 @@ INVENTORY = ServicePolicy(
 )
 SHIPPING = ServicePolicy(
     service="shipping",
+    min_workers=3,
+    max_workers=20,
     pool_slots=3,
     attempts=3,
     first_interval=timedelta(seconds=5),
@@ -222,6 +238,8 @@ NOTIFICATION = ServicePolicy(
     # A confirmation that never goes out does not undo a shipped order: alert, never compensate.
     on_retries_exhausted="fail",
     pool_slots=2,
+    min_workers=2,
+    max_workers=20,
 )
 
 #: The table as written in code, before any deployment override.
@@ -350,6 +368,22 @@ def pool_specs() -> dict[str, dict[str, Any]]:
             "include_deferred": False,
         }
     return specs
+
+
+def worker_autoscale(service: str, scale: float = 1.0) -> tuple[int, int]:
+    """
+    ``(max, min)`` processes of the service's Celery worker, as ``airflow celery worker --autoscale``
+    takes them: the table's ``max_workers`` and ``min_workers`` times ``scale``, rounded up, at least
+    one. ``scale`` sizes the seed's numbers (payment 5-50, inventory 10-100, shipping 3-20,
+    notification 2-20) to a machine: 0.2 on 2 cores gives payment 1-10.
+    """
+    if not scale > 0:
+        raise ValueError(f"the worker scale must be a positive number, got {scale!r}")
+    policy = policy_for(service)
+    low = max(1, math.ceil(round(policy.min_workers * scale, 6)))
+    high = max(low, math.ceil(round(policy.max_workers * scale, 6)))
+    return high, low
+
 
 #: Retries of a wait for a person (the approval): only for a try failed from outside, never for an
 #: answer. Airflow 3.3.2's scheduler can fail a task resumed by a Required Actions answer that came
