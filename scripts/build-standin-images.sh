@@ -49,7 +49,8 @@ wanted=("$@")
 for name in "${wanted[@]}"; do
     [[ $name =~ ^(airflow|postgres|redis)$ ]] || die "unknown image '$name' (choose from airflow, postgres, redis)"
 done
-mkdir -p "$CACHE/apt-archives/partial" "$CACHE/uv"
+mkdir -p "$CACHE/uv"
+for name in base "${wanted[@]}"; do mkdir -p "$CACHE/apt-archives/$name/partial"; done
 
 # -- what each image is made from ------------------------------------------------------------------
 pins_file() {  # the project venv's resolution, minus the project's own editable packages
@@ -63,8 +64,9 @@ pins_file() {  # the project venv's resolution, minus the project's own editable
 
 content_hash() {  # content_hash NAME [FILES...]: hash of this script, the image's entrypoint and the files
     local name=$1; shift
-    cat "${BASH_SOURCE[0]}" "$ROOT"/docker/standin/"$name"-* "$@" 2>/dev/null |
-        { cat; echo "$name $SUITE $AIRFLOW_VERSION"; } | sha256sum | cut -c1-16
+    local own=("$ROOT"/docker/standin/"$name"-*)
+    [[ -e ${own[0]} ]] || own=()
+    cat "${BASH_SOURCE[0]}" "${own[@]}" "$@" | { cat; echo "$name $SUITE $AIRFLOW_VERSION"; } | sha256sum | cut -c1-16
 }
 
 image_hash() { docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true; }
@@ -103,7 +105,7 @@ base_rootfs() {  # the minbase tarball, made once
         }
         local dir="$WORK/base"
         log "debootstrap --variant=minbase $SUITE ($MIRROR)"
-        debootstrap --variant=minbase --cache-dir="$CACHE/apt-archives" "$SUITE" "$dir" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
+        debootstrap --variant=minbase --cache-dir="$CACHE/apt-archives/base" "$SUITE" "$dir" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
             { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
         printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$dir/etc/apt/sources.list"
         # No services start inside a chroot or an image build; no docs or man pages in images.
@@ -126,7 +128,7 @@ new_root() {  # new_root NAME: ROOTFS= a fresh copy of the base rootfs with proc
     cp /etc/resolv.conf "$dir/etc/resolv.conf"
     bind /proc "$dir/proc"
     bind /dev "$dir/dev"
-    bind "$CACHE/apt-archives" "$dir/var/cache/apt/archives"
+    bind "$CACHE/apt-archives/$1" "$dir/var/cache/apt/archives"
     ROOTFS="$dir"
 }
 
@@ -268,6 +270,21 @@ build_redis() {
     echo "REDIS_IMAGE=$image"
 }
 
+# The three images are built side by side (mostly downloads and disk), each in a subshell with its
+# own mounts and apt cache, after the shared base rootfs exists; their NAME=IMAGE lines in order.
+base_rootfs >/dev/null
+pids=()
 for name in "${wanted[@]}"; do
-    "build_$name"
+    (
+        MOUNTED=()
+        trap 'for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTED[$i]}" 2>/dev/null || true; done' EXIT
+        "build_$name" >"$WORK/$name.out"
+    ) &
+    pids+=($!)
 done
+failed=()
+for i in "${!wanted[@]}"; do
+    wait "${pids[$i]}" || failed+=("${wanted[$i]}")
+done
+(( ${#failed[@]} == 0 )) || die "building the stand-in image(s) ${failed[*]} failed (messages above)"
+for name in "${wanted[@]}"; do cat "$WORK/$name.out"; done

@@ -21,3 +21,9 @@ def pytest_collection_modifyitems(session, config, items):
     if compose:
         config.hook.pytest_deselected(items=compose)
         items[:] = [item for item in items if not _is_compose(item)]
+
+
+def pytest_configure(config):
+    # The compose test reuses the distributed test's settings and ledger (its module is imported,
+    # with its `distributed` marker, which tests/integration/conftest.py registers for its own runs).
+    config.addinivalue_line("markers", "distributed: the distributed end-to-end test (tests/integration)")

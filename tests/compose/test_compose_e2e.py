@@ -65,7 +65,13 @@ COMPOSE_E2E_SETTINGS = {
     "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
     "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
-    "AIRFLOW__ORDER_PROVIDER__APPROVAL_TIMEOUT": "800",
+    # A task the killed worker had taken from the broker but not started stays `queued` (Redis gives
+    # an unacknowledged message back only after the visibility timeout, 6 h): Airflow's queued
+    # timeout queues it again (600 s in deploy/airflow-order.env, 60 s here).
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
+    # Two API server workers, as the distributed test's: four took 2.5 minutes to start on 2 cores.
+    "AIRFLOW__API__WORKERS": "2",
 }
 
 
