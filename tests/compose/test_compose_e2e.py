@@ -67,9 +67,10 @@ COMPOSE_E2E_SETTINGS = {
     "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
     # A task the killed worker had taken from the broker but not started stays `queued` (Redis gives
     # an unacknowledged message back only after the visibility timeout, 6 h): Airflow's queued
-    # timeout queues it again (600 s in deploy/airflow-order.env, 60 s here).
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
+    # timeout queues it again (600 s in deploy/airflow-order.env, 180 s here: above the waits in the
+    # queue a rush has on 2 cores, since a task queued three times over is failed).
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
     # Two API server workers, as the distributed test's: four took 2.5 minutes to start on 2 cores.
     "AIRFLOW__API__WORKERS": "2",
 }
@@ -170,6 +171,17 @@ def stack(tmp_path_factory, request):
             assert not docker(*kind, "--filter", label).split(), f"docker {' '.join(kind)}: left behind"
 
 
+#: Each forward step and the undo that settles it.
+UNDOES = {("payment", "charge"): ("payment", "refund"), ("inventory", "reserve"): ("inventory", "release"),
+          ("shipping", "schedule"): ("shipping", "cancel")}
+
+
+def outstanding(entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """The forward steps of a ledger that succeeded and were not undone (a charge never refunded...)."""
+    done = [(service, op) for service, op, status in entries if status == "succeeded"]
+    return [step for step, undo in UNDOES.items() if done.count(step) > done.count(undo)]
+
+
 # -- twenty orders with kills --------------------------------------------------------------------------
 
 
@@ -224,20 +236,37 @@ def test_twenty_orders_through_the_api_with_a_payment_worker_and_a_scheduler_kil
             if stack.state(cid)["Status"] != "running":
                 docker("start", cid)  # two schedulers again for the next test
 
+    # The refused order is refunded; the approved one ships once.
     assert statuses[refused["order_id"]] == "cancelled", statuses
-    completed = {k: v for k, v in statuses.items() if k != refused["order_id"]}
-    assert set(completed.values()) == {"completed"}, completed
-    wrong = {o["order_id"]: ledger(services, o["order_id"]) for o in [*plain, approved]}
-    wrong = {k: v for k, v in wrong.items() if v != HAPPY_LEDGER}
-    assert not wrong, f"not exactly one charge, reservation, shipment and email: {wrong}"
     assert settled(ledger(services, refused["order_id"])) == REFUNDED
+    assert statuses[approved["order_id"]] == "completed", statuses
+    assert ledger(services, approved["order_id"]) == HAPPY_LEDGER
+    # A plain order completes with exactly one charge, reservation, shipment and email. The kills
+    # may also end one: a task that dies with its worker (any task on the payment worker's queues,
+    # validate_order included) and has no retry left fails the order, which then must owe nothing.
+    wrong, not_completed = {}, {}
+    for order in plain:
+        entries = ledger(services, order["order_id"])
+        if statuses[order["order_id"]] == "completed":
+            if entries != HAPPY_LEDGER:
+                wrong[order["order_id"]] = entries
+        else:
+            not_completed[order["order_id"]] = (statuses[order["order_id"]], entries)
+            if undone := outstanding(entries):
+                wrong[order["order_id"]] = f"{statuses[order['order_id']]}, not undone: {undone}"
+    assert not wrong, f"ledger not exact: {wrong}"
+    # ... and only an order whose task the kill took ends so (Airflow logged its heartbeat timeout).
+    not_by_the_kill = [k for k in not_completed
+                       if not client.event_logs(event="heartbeat timeout", dag_id=DAG_ID, run_id=run_ids[k])]
+    assert not not_by_the_kill, f"orders not completed, but no task of theirs died with the worker: {not_by_the_kill}"
     tries = client.task_tries(DAG_ID, approval_run, "approve_order")
     assert client.xcom(DAG_ID, approval_run, "approve_order")  # the answer was recorded
     payment_tries = {k: len(client.task_tries(DAG_ID, run_ids[k], "process_payment")) for k in run_ids}
     start = events["payment_worker_killed"]
     print(f"\n[compose] 20 orders: payment worker killed, back after {events['payment_worker_back'] - start:.0f}s; "
           f"scheduler killed; all final {events['all_final'] - start:.0f}s after the kill; "
-          f"payments tried twice or more: {sum(n > 1 for n in payment_tries.values())}; approval tries {len(tries)}")
+          f"payments tried twice or more: {sum(n > 1 for n in payment_tries.values())}; approval tries {len(tries)}; "
+          f"orders ended by the kills (nothing owed): {not_completed}")
 
 
 # -- the payment worker's pool follows its queue ------------------------------------------------------------
@@ -251,7 +280,9 @@ dest = sys.argv[1]
 broker = redis.Redis.from_url(conf.get("celery", "broker_url"))
 while True:
     stats = (app.control.inspect(destination=[dest], timeout=3.0).stats() or {}).get(dest) or {}
-    print(json.dumps({"t": time.time(), "processes": len(stats.get("pool", {}).get("processes", [])),
+    # No answer within the timeout (a busy worker): processes None, not 0.
+    processes = len(stats["pool"]["processes"]) if stats.get("pool") else None
+    print(json.dumps({"t": time.time(), "processes": processes,
                       "queued": broker.llen("payment"), "autoscaler": stats.get("autoscaler")}), flush=True)
     time.sleep(1.0)
 """
@@ -271,9 +302,11 @@ class PoolSampler:
     def _read(self) -> None:
         for line in self.proc.stdout:
             try:
-                self.samples.append(json.loads(line))
+                sample = json.loads(line)
             except ValueError:
-                pass
+                continue
+            if sample["processes"] is not None:
+                self.samples.append(sample)
 
     def wait_for(self, predicate, what: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
