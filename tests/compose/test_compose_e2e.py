@@ -67,9 +67,9 @@ COMPOSE_E2E_SETTINGS = {
     "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
     # A task the killed worker had taken from the broker but not started stays `queued` (Redis gives
     # an unacknowledged message back only after the visibility timeout, 6 h): Airflow's queued
-    # timeout queues it again (600 s in deploy/airflow-order.env, 180 s here: above the waits in the
-    # queue a rush has on 2 cores, since a task queued three times over is failed).
-    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+    # timeout queues it again (600 s in deploy/airflow-order.env, 90 s here: a task is failed only
+    # after three such waits, far above what a rush of 20 waits in the queue on 2 cores).
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
     # Two API server workers, as the distributed test's: four took 2.5 minutes to start on 2 cores.
     "AIRFLOW__API__WORKERS": "2",
@@ -308,12 +308,13 @@ class PoolSampler:
             if sample["processes"] is not None:
                 self.samples.append(sample)
 
-    def wait_for(self, predicate, what: str, timeout: float) -> dict[str, Any]:
+    def wait_for(self, predicate, what: str, timeout: float, since: float = 0.0) -> dict[str, Any]:
+        """The first sample taken at ``since`` (a time.time()) or later that satisfies ``predicate``."""
         deadline = time.monotonic() + timeout
-        seen = len(self.samples)
+        seen = 0
         while time.monotonic() < deadline:
             for sample in self.samples[seen:]:
-                if predicate(sample):
+                if sample["t"] >= since and predicate(sample):
                     return sample
             seen = max(seen, len(self.samples) - 1)
             assert self.proc.poll() is None, f"the sampler exited: {self.proc.stderr.read()[-2000:]}"
@@ -334,7 +335,8 @@ def test_the_payment_workers_pool_grows_with_its_queue_and_shrinks_when_it_drain
         idle = sampler.wait_for(lambda s: s["autoscaler"] is not None, "the autoscaler's stats", 120)
         high, low = idle["autoscaler"]["max"], idle["autoscaler"]["min"]
         assert (high, low) == (10, 1), idle  # the table's 50,5 x ORDER_WORKER_SCALE 0.2
-        quiet = sampler.wait_for(lambda s: s["processes"] == low, "the pool at its minimum before the rush", 300)
+        quiet = sampler.wait_for(lambda s: s["processes"] == low, "the pool at its minimum before the rush", 300,
+                                 since=time.time())
         # A rush of slow charges: 20 orders, each charge 2 s at the service.
         services.set_faults("payment", latency_ms=2000, seed=2)
         orders = [an_order() for _ in range(20)]
@@ -342,7 +344,8 @@ def test_the_payment_workers_pool_grows_with_its_queue_and_shrinks_when_it_drain
         rush_started = time.time()
         for order in orders:
             client.trigger(DAG_ID, order, run_id=f"compose-scale-{order['order_id']}")
-        grown = sampler.wait_for(lambda s: s["processes"] > low, "the pool growing above its minimum", 600)
+        grown = sampler.wait_for(lambda s: s["processes"] > low, "the pool growing above its minimum", 600,
+                                 since=rush_started)
         deadline = time.monotonic() + 900
         while True:
             statuses = {k: v for k, v in stack.statuses(since).items() if k in {o["order_id"] for o in orders}}
@@ -352,8 +355,8 @@ def test_the_payment_workers_pool_grows_with_its_queue_and_shrinks_when_it_drain
             time.sleep(2)
         drained_at = time.time()
         services.clear_faults()
-        shrunk = sampler.wait_for(lambda s: s["t"] > drained_at and s["processes"] == low and s["queued"] == 0,
-                                  "the pool back at its minimum after the queue drained", 300)
+        shrunk = sampler.wait_for(lambda s: s["processes"] == low and s["queued"] == 0,
+                                  "the pool back at its minimum after the queue drained", 300, since=drained_at)
     finally:
         services.clear_faults()
         sampler.stop()
