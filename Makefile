@@ -30,6 +30,13 @@
 #                    PROFILE=deploy/low-latency.env adds a settings profile (docs/benchmarks-low-latency.*),
 #                    BENCH_ARGS="--only P1,P4 --rounds 1" passes more options to python -m benchmarks.run
 #   make bench-smoke the benchmark harness with tiny numbers, report in a temp dir: checks it works
+#   make compose-up  docker-compose.yaml for real (scripts/compose.py): secrets generated on the first start,
+#                    worker pools scaled to the machine (ORDER_WORKER_SCALE), official images or, where
+#                    they cannot be pulled, stand-ins built from Debian packages; waits for every
+#                    healthcheck, prints the UI address and admin password, writes .compose/credentials.json
+#   make compose-down  remove the stack: containers, networks and volumes (checked: nothing left)
+#   make test-compose  the compose end-to-end test (tests/compose): its own stack, 20 orders, kills, ledger,
+#                    the payment worker's pool growing and shrinking; needs Docker (scripts/start-docker.sh)
 #   make clean       remove .demo/ and .e2e/ (not the venv)
 #
 # Extra pytest arguments: make test PYTEST_ARGS="-x -k happy"
@@ -143,3 +150,14 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(VENV_PY) -m benchmarks.run --smoke $(if $(PROFILE),--profile $(PROFILE),) $(BENCH_ARGS)
+
+# docker-compose.yaml run for real (scripts/compose.py; Docker: scripts/start-docker.sh as root).
+.PHONY: compose-up compose-down test-compose
+compose-up: $(STAMP)
+	$(VENV_PY) scripts/compose.py up
+
+compose-down: $(STAMP)
+	$(VENV_PY) scripts/compose.py down
+
+test-compose: $(STAMP)
+	$(VENV_PY) -m pytest tests/compose -m compose $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ The parts: :mod:`.retry` (the table), :mod:`.overrides` (a deployment's rows), :
 from __future__ import annotations
 
 from airflow_order_provider.policies.overrides import compensation_policy, policy_for, with_policy_defaults
-from airflow_order_provider.policies.pools import pool_specs
+from airflow_order_provider.policies.pools import pool_specs, worker_autoscale
 from airflow_order_provider.policies.retry import (
     ALWAYS_FATAL,
     BUILTIN_COMPENSATION_POLICIES,
@@ -76,4 +76,5 @@ __all__ = [
     "pool_specs",
     "time_scale",
     "with_policy_defaults",
+    "worker_autoscale",
 ]

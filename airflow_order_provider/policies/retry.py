@@ -70,6 +70,11 @@ class ServicePolicy:
     pool: str = ""
     #: Slots of that pool: how many of the service's calls run at once.
     pool_slots: int = 1
+    #: Processes of the service's Celery worker: Celery's autoscaler keeps at least ``min_workers``
+    #: and grows to ``max_workers`` while the queue holds work (:func:`~airflow_order_provider.policies.pools.worker_autoscale`,
+    #: scaled to the machine; docker-compose.yaml's ``--autoscale``).
+    min_workers: int = 1
+    max_workers: int = 1
     #: Compensation rows only: how long an undo keeps trying after its quick tries, waiting deferred
     #: between tries (no worker slot, no pool slot), before it is a manual item. Zero: no waiting.
     horizon: timedelta = timedelta(0)
@@ -84,6 +89,10 @@ class ServicePolicy:
             object.__setattr__(self, "pool", f"order_{self.service}")
         if self.pool_slots < 1:
             raise ValueError(f"{self.service}: pool_slots must be at least 1, got {self.pool_slots}")
+        if not 1 <= self.min_workers <= self.max_workers:
+            raise ValueError(
+                f"{self.service}: need 1 <= min_workers <= max_workers, got {self.min_workers} and {self.max_workers}"
+            )
         if self.attempts < 1:
             raise ValueError(f"{self.service}: attempts must be at least 1, got {self.attempts}")
         if self.on_retries_exhausted not in EXHAUSTED_MODES:
@@ -148,6 +157,8 @@ class ServicePolicy:
 
 PAYMENT = ServicePolicy(
     service="payment",
+    min_workers=5,
+    max_workers=50,
     pool_slots=5,
     attempts=3,
     first_interval=timedelta(seconds=1),
@@ -158,6 +169,8 @@ PAYMENT = ServicePolicy(
 )
 INVENTORY = ServicePolicy(
     service="inventory",
+    min_workers=10,
+    max_workers=100,
     pool_slots=10,
     attempts=5,
     first_interval=timedelta(milliseconds=100),
@@ -168,6 +181,8 @@ INVENTORY = ServicePolicy(
 )
 SHIPPING = ServicePolicy(
     service="shipping",
+    min_workers=3,
+    max_workers=20,
     pool_slots=3,
     attempts=3,
     first_interval=timedelta(seconds=5),
@@ -186,6 +201,8 @@ NOTIFICATION = ServicePolicy(
     # A confirmation that never goes out does not undo a shipped order: alert, never compensate.
     on_retries_exhausted="fail",
     pool_slots=2,
+    min_workers=2,
+    max_workers=20,
 )
 
 #: The table as written in code, before any deployment override.

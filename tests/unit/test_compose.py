@@ -10,6 +10,7 @@ each consumed by some worker. The file is also checked by ``docker-compose confi
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,10 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from airflow_order_provider.policies import policy_for, worker_autoscale
+from airflow_order_provider.workers import autoscale_variable
 from tests.integration.harness import topology
 from tests.integration.harness.celery import CeleryDeployment
 
 REPO = Path(__file__).resolve().parents[2]
+TRYOUT_ENV = REPO / "deploy" / "compose-tryout.env"
+SECRETS = ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "_AIRFLOW_WWW_USER_PASSWORD", "ORDER_SERVICES_API_KEY")
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 DEPLOY_ENV = "deploy/airflow-order.env"
@@ -161,6 +166,56 @@ def test_the_image_is_the_pinned_official_one_with_the_provider(services):
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed (.ci/run installs it)")
 def test_docker_compose_config_accepts_the_file():
     result = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"], capture_output=True, text=True, cwd=REPO
+        ["docker-compose", "--env-file", str(TRYOUT_ENV), "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True, text=True, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed (.ci/run installs it)")
+def test_docker_compose_refuses_the_file_without_its_secrets(tmp_path):
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    result = subprocess.run(
+        ["docker-compose", "--env-file", str(empty_env), "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True, text=True, cwd=REPO, env=env,
+    )
+    assert result.returncode != 0
+    assert "make compose-up generates one" in result.stderr
+
+
+def test_the_secrets_have_no_defaults(compose):
+    text = COMPOSE_FILE.read_text()
+    for name in SECRETS:
+        uses = re.findall(r"\$\{" + re.escape(name) + r"(:[-?][^}]*)?\}", text)
+        assert uses, name
+        assert all(use.startswith(":?") for use in uses), (name, uses)
+    tryout = dict(line.split("=", 1) for line in TRYOUT_ENV.read_text().splitlines() if line and not line.startswith("#"))
+    assert set(tryout) == set(SECRETS)
+
+
+def test_published_ports_bind_to_loopback_unless_asked(services):
+    published = {name: spec["ports"] for name, spec in services.items() if spec.get("ports")}
+    assert published == {
+        "airflow-apiserver": ["${ORDER_BIND_ADDRESS:-127.0.0.1}:${ORDER_UI_PORT:-8080}:8080"],
+        "order-services": ["${ORDER_BIND_ADDRESS:-127.0.0.1}:${ORDER_SERVICES_PORT:-8700}:8700"],
+    }
+
+
+def test_the_base_images_are_official_by_default_and_chosen_by_variables(services):
+    assert services["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:16}"
+    assert services["redis"]["image"] == "${REDIS_IMAGE:-redis:7.2-bookworm}"
+
+
+def test_each_worker_autoscales_between_the_policy_tables_bounds(services):
+    for service in topology.service_queues():
+        spec = services[f"airflow-worker-{policy_for(service).queue}"]
+        high, low = worker_autoscale(service)
+        assert spec["command"][4:] == ["--autoscale", f"${{{autoscale_variable(service)}:-{high},{low}}}"], service
+
+
+def test_the_build_context_leaves_out_venvs_and_state():
+    ignored = (REPO / ".dockerignore").read_text().split()
+    for path in (".git", ".venv", ".compat", ".compose", ".e2e", "tests"):
+        assert path in ignored
