@@ -201,18 +201,7 @@ def run(venv: Path, keep: bool) -> dict[str, float]:
             f" ledger exact: {got}; GET /orders/health: ok")
         failed = False
     finally:
-        if failed:
-            sys.stderr.write(f"\n[install] failure: tails of the Airflow component logs\n"
-                             f"{deployment.diagnostics(60)}\n")
-        killed = deployment.stop()
-        if killed:
-            log(f"had to SIGKILL leftover processes: {killed}")
-        services.stop()
-        database.drop()
-        if failed or keep:
-            log(f"logs kept in {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+        scenario.tear_down("install", deployment, services, database, home, failed=failed, keep=keep)
     timings["total_s"] = time.monotonic() - started
     return timings
 

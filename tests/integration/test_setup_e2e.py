@@ -8,10 +8,9 @@ scheduled" in the scheduler's log.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.integration.harness import scenario
 from tests.orders import an_order, ledger
 
 pytestmark = pytest.mark.integration
@@ -27,14 +26,7 @@ HAPPY_LEDGER = [
 
 
 def wait_until(check, what: str, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:.0f}s")
-        time.sleep(0.5)
+    return scenario.wait_until(check, what, timeout=timeout, poll=0.5)
 
 
 def test_a_missing_pool_is_named_and_the_order_completes_once_it_exists(client, airflow_env, order_services):

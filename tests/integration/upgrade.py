@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -165,18 +164,7 @@ def run(venv: Path, version_from: str, version_to: str, keep: bool) -> dict[str,
             f"({timings['approved_to_done_s']:.1f}s); ledger exact: {got}")
         failed = False
     finally:
-        if failed:
-            sys.stderr.write(f"\n[upgrade] failure: tails of the Airflow component logs\n"
-                             f"{deployment.diagnostics(60)}\n")
-        killed = deployment.stop()
-        if killed:
-            log(f"had to SIGKILL leftover processes: {killed}")
-        services.stop()
-        database.drop()
-        if failed or keep:
-            log(f"logs kept in {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+        scenario.tear_down("upgrade", deployment, services, database, home, failed=failed, keep=keep)
     timings["total_s"] = time.monotonic() - started
     return timings
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,3 +52,19 @@ def installed(python: Path, workdir: Path) -> dict[str, str]:
     if out.returncode != 0:
         raise HarnessError(f"{python} cannot import Airflow and the provider:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tear_down(prefix: str, deployment: Any, services: Any, database: Any, home: Path, *, failed: bool,
+              keep: bool) -> None:
+    """Stop what a scenario started (Airflow, the services), drop its database; keep its logs if it failed."""
+    if failed:
+        sys.stderr.write(f"\n[{prefix}] failure: tails of the Airflow component logs\n{deployment.diagnostics(60)}\n")
+    killed = deployment.stop()
+    if killed:
+        log(prefix, f"had to SIGKILL leftover processes: {killed}")
+    services.stop()
+    database.drop()
+    if failed or keep:
+        log(prefix, f"logs kept in {home}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
