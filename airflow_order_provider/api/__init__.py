@@ -6,8 +6,8 @@ The provider's plugin (:mod:`airflow_order_provider.plugins`) mounts the FastAPI
 server only, so that every other Airflow process loading the plugin (scheduler, workers,
 triggerer, DAG processor) imports none of it.
 
-This package's ``__init__`` stays import-light on purpose: the plugin imports
-:class:`OrdersPathMiddleware` from it in every process.
+This package's ``__init__`` stays import-light on purpose: the plugin's root middlewares take
+:class:`OrdersPathMiddleware` from it without importing the app.
 """
 
 from __future__ import annotations
