@@ -8,7 +8,7 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.models import Variable
 from airflow.models.dagrun import DagRun
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,7 @@ from airflow_order_provider.api.responses import conflict, iso, order_id_of, utc
 from airflow_order_provider.api.status import DAG_ID, FINAL_STATUSES, PICKED_UP_TASK, order_status
 from airflow_order_provider.models import ShippingAddress
 from airflow_order_provider.order_saga import ORDER_SAGA
+from airflow_order_provider.version_compat.api_server import answer_required_action
 
 #: The step whose start closes the shipping address to changes.
 SHIPPING_STEP = next(step.task_id for step in ORDER_SAGA.steps if step.service == "shipping")
@@ -44,36 +45,18 @@ class CancelBody(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class _OrderCancel:
-    """The user an approval request is answered by when a cancel ends it."""
-
-    def get_id(self) -> str:
-        return signals.CANCELLED_BY
-
-    def get_name(self) -> str:
-        return signals.CANCELLED_BY
-
-
 def end_approval_for_cancel(session: Any, run: DagRun) -> bool:
     """
     Answer the order's pending approval request with *Reject* on the customer's behalf, so that a
     cancel ends the wait within one poll; the approval step then reads the cancel and the payment
     is refunded. False when no request is pending (nothing to end).
     """
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-
     from airflow_order_provider.operators.approval import REJECT
 
-    try:
-        update_hitl_detail(
-            dag_id=DAG_ID, dag_run_id=run.run_id, task_id=APPROVAL_STEP,
-            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[REJECT], params_input={}),
-            user=_OrderCancel(), session=session,
-        )
-    except HTTPException:  # already answered, or not asked yet: the step reads the cancel itself
-        return False
-    return True
+    return answer_required_action(
+        session, dag_id=DAG_ID, run_id=run.run_id, task_id=APPROVAL_STEP, chosen_options=[REJECT],
+        responder=signals.CANCELLED_BY,
+    )
 
 
 router = APIRouter()

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from airflow.api_fastapi.common.dagbag import DagBagDep
+from airflow.api.common.trigger_dag import trigger_dag
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
+from airflow.exceptions import DagNotFound, DagRunAlreadyExists
+from airflow.models.dag import DagModel
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
-from fastapi import APIRouter, Body, Query, Request, status
+from airflow.utils.types import DagRunTriggeredByType
+from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from pydantic import ValidationError
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +56,7 @@ from airflow_order_provider.deployment import waiting_on_missing_pools
 from airflow_order_provider.models import Order, describe_error
 from airflow_order_provider.operators.compensation import UNDO_KEY
 from airflow_order_provider.saga.failure import FAILURE_KEY
+from airflow_order_provider.version_compat.api_server import RUN_REFUSED
 
 #: The statuses, as the list filter takes them (one definition: api/status.py).
 OrderStatus = Literal[STATUSES]  # type: ignore[valid-type]
@@ -65,20 +69,17 @@ def start_order(
     request: Request,
     session: SessionDep,
     user: GetUserDep,
-    dag_bag: DagBagDep,
     body: Annotated[dict[str, Any], Body(description="The order, exactly as the DAG's conf")],
 ) -> Any:
     """
     Start a run of ``order_processing`` whose run id is the order id and whose conf is the order.
 
     The order is validated first (422 naming every bad field; nothing is created). An order
-    already started answers 409 with its run. The run is created by Airflow's own trigger
-    endpoint code (``trigger_dag_run``), so the DAG's params, import errors and allowed run
-    types are checked as for ``POST /api/v2/dags/order_processing/dagRuns``.
+    already started answers 409 with its run. The run is created by Airflow's ``trigger_dag``,
+    after the checks ``POST /api/v2/dags/order_processing/dagRuns`` makes (the DAG exists and
+    has no import errors; its params, allowed run types and the run id are checked by Airflow
+    when the run is created): 404 or 400 as that endpoint answers.
     """
-    from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
-    from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
-
     try:
         order = Order.model_validate(body)
     except ValidationError as exc:
@@ -101,27 +102,31 @@ def start_order(
 
     existing = find_run(session, order.order_id)
     if existing is not None:
-        states = task_states(session, [existing.run_id])[existing.run_id]
-        return conflict(f"Order {order.order_id} was already started", existing, states)
+        return already_started(session, order.order_id, existing)
 
+    check_triggerable(session)
     try:
-        run = trigger_dag_run(
-            dag_id=DAG_ID,
-            body=TriggerDAGRunPostBody(dag_run_id=order.order_id, logical_date=None, conf=body),
-            dag_bag=dag_bag,
-            user=user,
+        run = trigger_dag(
+            DAG_ID,
+            run_id=order.order_id,
+            conf=body,
+            logical_date=None,
+            triggered_by=DagRunTriggeredByType.UI if request.headers.get("referer") else DagRunTriggeredByType.REST_API,
+            triggering_user_name=user.get_name(),
             session=session,
-            request=request,
         )
         audit(session, "order_api.start", run, user, {"order_id": order.order_id, "method": "POST"})
         session.flush()
-    except IntegrityError:  # started at the same moment by another request
+    except (DagRunAlreadyExists, IntegrityError):  # started at the same moment by another request
         session.rollback()
         existing = find_run(session, order.order_id)
         if existing is None:
             raise
-        states = task_states(session, [existing.run_id])[existing.run_id]
-        return conflict(f"Order {order.order_id} was already started", existing, states)
+        return already_started(session, order.order_id, existing)
+    except DagNotFound as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    except RUN_REFUSED as error:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from error
     return {
         "order_id": order.order_id,
         "run_id": run.run_id,
@@ -129,6 +134,21 @@ def start_order(
         "run_state": state_name(run.state),
         "links": links(order.order_id, run.run_id),
     }
+
+
+def already_started(session: Any, order_id: str, run: DagRun) -> Any:
+    states = task_states(session, [run.run_id])[run.run_id]
+    return conflict(f"Order {order_id} was already started", run, states)
+
+
+def check_triggerable(session: Any) -> None:
+    """What Airflow's trigger endpoint checks before it creates a run: the DAG is there and parses."""
+    dag = session.scalar(select(DagModel).where(DagModel.dag_id == DAG_ID))
+    if dag is None or dag.is_stale:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Dag with dag_id: '{DAG_ID}' not found")
+    if dag.has_import_errors:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"Dag with dag_id: '{DAG_ID}' has import errors and cannot be triggered")
 
 
 @router.get("/", dependencies=[can_read], summary="List orders")
