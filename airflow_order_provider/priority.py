@@ -3,6 +3,8 @@ Tiered execution: premium and expedited orders go first when workers or pool slo
 
 Airflow's ``priority_weight`` is a static number per task, the same for every run; what decides
 an order's urgency is in the run (the order's ``customer_tier``, how close its ship deadline is).
+The order is read as every other reader reads it (:func:`airflow_order_provider.order_conf.order_of`:
+typed, parsed once per run and process, so the weights of a new run's tasks cost one parse).
 A custom :class:`~airflow.task.priority_strategy.PriorityWeightStrategy` is Airflow's hook for a
 weight computed per task *instance*: the scheduler calls :meth:`OrderPriorityStrategy.get_weight`
 when it creates a run's task instances (and again when a task is cleared), stores the result in
@@ -52,7 +54,10 @@ from airflow.task.priority_strategy import PriorityWeightStrategy
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
 
+    from airflow_order_provider.models import Order
+
 from airflow_order_provider import clock
+from airflow_order_provider.order_conf import order_of
 from airflow_order_provider.version_compat import run_being_created
 
 PREMIUM_BONUS = 10
@@ -81,14 +86,14 @@ def _run_of(ti: TaskInstance) -> Any | None:
     return run_being_created(lambda candidate: _matches(candidate, ti), depth=2)
 
 
-def is_premium(conf: dict[str, Any] | None) -> bool:
-    return isinstance(conf, dict) and conf.get("customer_tier") == "premium"
+def is_premium(order: Order | None) -> bool:
+    return order is not None and order.customer_tier == "premium"
 
 
-def order_weight(base: int, conf: dict[str, Any] | None, placed_at: datetime | None, now: datetime | None = None) -> int:
-    """The weight of a task whose own ``priority_weight`` is ``base``, in an order with ``conf`` placed then."""
+def order_weight(base: int, order: Order | None, placed_at: datetime | None, now: datetime | None = None) -> int:
+    """The weight of a task whose own ``priority_weight`` is ``base``, in ``order`` placed then."""
     weight = base
-    if is_premium(conf):
+    if is_premium(order):
         weight += PREMIUM_BONUS
     if clock.is_expedited(placed_at, now):
         weight += EXPEDITED_BONUS
@@ -103,7 +108,7 @@ class OrderPriorityStrategy(PriorityWeightStrategy):
         dag_run = _run_of(ti)
         if dag_run is None:
             return base
-        return order_weight(base, dag_run.conf, clock.placed_at(dag_run))
+        return order_weight(base, order_of(dag_run), clock.placed_at(dag_run))
 
 
 #: What the DAG passes as ``weight_rule`` (the strategy's import path, as Airflow serializes it).

@@ -38,7 +38,6 @@ from airflow_order_provider.api.responses import (
     history,
     iso,
     links,
-    order_conf,
     results,
     summary,
     utcnow,
@@ -55,6 +54,7 @@ from airflow_order_provider.api.status import (
 from airflow_order_provider.deployment import waiting_on_missing_pools
 from airflow_order_provider.models import Order, describe_error
 from airflow_order_provider.operators.compensation import UNDO_KEY
+from airflow_order_provider.order_conf import conf_of
 from airflow_order_provider.saga.failure import FAILURE_KEY
 from airflow_order_provider.version_compat.api_server import RUN_REFUSED
 
@@ -81,7 +81,7 @@ def start_order(
     when the run is created): 404 or 400 as that endpoint answers.
     """
     try:
-        order = Order.model_validate(body)
+        order = Order.model_validate(body)  # the full validation: the order enters here
     except ValidationError as exc:
         return validation_error(
             [
@@ -226,7 +226,7 @@ def get_order(order_id: str, session: SessionDep) -> dict[str, Any]:
         **compensation_story(states, {task: v for (task, key), v in xcoms.items() if key == UNDO_KEY}),
         "cancel_request": read_signal(signals.cancel_key(real_id)),
         "shipping_address_change": read_signal(signals.address_key(real_id)),
-        "order": order_conf(run),
+        "order": conf_of(run),  # as it was submitted
         "created_at": item["created_at"],
         "updated_at": iso(last_update(session, run)),
         "start_date": iso(run.start_date),

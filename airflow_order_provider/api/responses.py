@@ -16,6 +16,7 @@ from airflow.models.dagrun import DagRun
 from fastapi import status
 from fastapi.responses import JSONResponse
 
+from airflow_order_provider import order_conf
 from airflow_order_provider.api.queries import state_name
 from airflow_order_provider.api.status import (
     COMPENSATION_TASKS,
@@ -59,13 +60,9 @@ def links(order_id: str, run_id: str) -> dict[str, str]:
     }
 
 
-def order_conf(run: DagRun) -> dict[str, Any]:
-    return run.conf if isinstance(run.conf, dict) else {}
-
-
 def order_id_of(run: DagRun) -> str:
-    value = order_conf(run).get("order_id")
-    return value if isinstance(value, str) and value else run.run_id
+    """The order's id (:func:`airflow_order_provider.order_conf.order_id_of`), else the run's."""
+    return order_conf.order_id_of(run) or run.run_id
 
 
 def conflict(message: str, run: DagRun, states: dict[str, str | None], **extra: Any) -> JSONResponse:
@@ -84,7 +81,7 @@ def conflict(message: str, run: DagRun, states: dict[str, str | None], **extra: 
 
 
 def summary(run: DagRun, states: dict[str, str | None], now: datetime) -> dict[str, Any]:
-    conf = order_conf(run)
+    order = order_conf.order_of(run)
     run_state = state_name(run.state)
     created = run.created_at or run.run_after
     order_id = order_id_of(run)
@@ -94,9 +91,9 @@ def summary(run: DagRun, states: dict[str, str | None], now: datetime) -> dict[s
         "status": order_status(run_state, states),
         "current_step": current_step(run_state, states),
         "run_state": run_state,
-        "total_amount": conf.get("total_amount"),
-        "currency": conf.get("currency"),
-        "customer_id": conf.get("customer_id"),
+        "total_amount": order.total_amount if order else None,
+        "currency": order.currency if order else None,
+        "customer_id": order.customer_id if order else None,
         "created_at": iso(created),
         "age_seconds": round((now - created).total_seconds(), 3) if created else None,
         "links": links(order_id, run.run_id),

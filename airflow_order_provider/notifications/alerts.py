@@ -47,9 +47,9 @@ def _order_id(context: Context) -> str:
     order_id = getattr(task, "order_id", None)
     if order_id and "{{" not in str(order_id):
         return str(order_id)
-    dag_run = context.get("dag_run")
-    conf = getattr(dag_run, "conf", None) or {}
-    return str(conf.get("order_id") or "unknown order")
+    from airflow_order_provider.order_conf import order_id_of
+
+    return order_id_of(context.get("dag_run")) or "unknown order"
 
 
 def describe_alert(context: Context) -> OrderAlert | None:

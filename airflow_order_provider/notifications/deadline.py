@@ -47,7 +47,9 @@ async def order_missed_ship_deadline(
     dag_run = context.get("dag_run") or {}
     state = dag_run.get("state")
     run_id = dag_run.get("dag_run_id") or dag_run.get("run_id")
-    order_id = (dag_run.get("conf") or {}).get("order_id") or run_id
+    from airflow_order_provider.order_conf import order_id_of
+
+    order_id = order_id_of(dag_run) or run_id
     if state in FINISHED_RUN_STATES:
         log.info("Order %s missed its ship deadline but its run already %s: no alert", order_id, state)
         return

@@ -18,6 +18,8 @@ from airflow_order_provider.saga.failure import StepFailure
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
+
 APPROVE, REJECT = "Approve", "Reject"
 _ASKED_AT_KEY = "asked_at"
 
@@ -95,9 +97,11 @@ class ApproveOrderOperator(OrderSagaTask, HITLOperator):
     def order_id(self, value: str | None) -> None:
         pass  # derived from the order
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         if not self.order:
-            self.order = order
+            from airflow_order_provider.order_conf import order_payload
+
+            self.order = order_payload(order)
 
     def execute(self, context: Context) -> Any:
         self.prepare(context)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_order_provider.hooks.base import OrderServiceHook
+    from airflow_order_provider.models import Order
     from airflow_order_provider.saga.steps import Saga
 
 __all__ = ["OrderSagaTask", "OrderServiceOperator", "hook_for", "idempotency_key"]
@@ -48,8 +49,8 @@ def hook_for(service: str, conn_id: str | None = None) -> OrderServiceHook:
 
 class OrderSagaTask(SagaAware):
     """
-    What a task of the order saga learns at run time: the validated order, read once from the
-    saga's start task, and the results of earlier steps it needs (``inputs``), read once each.
+    What a task of the order saga learns at run time: the validated order, typed, from the run's
+    conf, and the results of earlier steps it needs (``inputs``), read once each.
 
     A task built by :func:`~airflow_order_provider.saga.build_saga` gets ``saga=``; one used on
     its own takes its business arguments instead.
@@ -73,26 +74,26 @@ class OrderSagaTask(SagaAware):
             self._results[task_id, key] = context["ti"].xcom_pull(task_ids=task_id, key=key)
         return self._results[task_id, key]
 
-    def saga_input(self, context: Context) -> dict[str, Any] | None:
+    def saga_input(self, context: Context) -> Order | None:
         """
-        The validated order. A start task that can compute it from the run's conf
-        (``saga_input(conf, kwargs)``, a pure function: the order's validation) saves every step
-        one read of its XCom from the API server; otherwise its XCom is read.
+        The validated order, typed: the run's conf as the saga's start task validated it
+        (:func:`~airflow_order_provider.order_conf.order_of`, no call to the API server), or, when
+        the start task was given its order instead of reading the conf, what it pushed.
         """
+        from airflow_order_provider.order_conf import order_of, trusted_order
+
         assert self.saga is not None
         start = self.saga.start
-        derive = getattr(start.factory, "saga_input", None)
-        dag_run = context.get("dag_run")
-        if callable(derive) and dag_run is not None:
-            order = derive(getattr(dag_run, "conf", None), dict(start.kwargs))
+        if start.kwargs.get("order") is None:
+            order = order_of(context.get("dag_run"))
             if order is not None:
                 return order
-        return self.result_of(context, start.task_id)
+        return trusted_order(self.result_of(context, start.task_id))
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         """Fill the business arguments that were not given from the validated order."""
         if self.order_id is None:
-            self.order_id = order["order_id"]
+            self.order_id = order.order_id
 
     def prepare(self, context: Context) -> None:
         """Read the order and the inputs from earlier steps (saga-built operators only)."""
@@ -148,7 +149,8 @@ class OrderServiceOperator(OrderSagaTask, BaseOperator):
     ``default_args`` wins.
 
     Built by :func:`~airflow_order_provider.saga.build_saga` (``saga=`` given), the operator reads
-    the validated order from the saga's start task, once, and the results of earlier steps it needs
+    the validated order from the run's conf (typed, :mod:`airflow_order_provider.order_conf`) and the
+    results of earlier steps it needs
     (``inputs``); its business arguments may then be left out. Used on its own, it takes them as
     arguments (templated).
 

@@ -11,6 +11,8 @@ from airflow_order_provider.operators.step import OrderStepOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
+
 RESERVATION_FIELDS = ("reservation_id", "warehouse_id", "status", "expires_at")
 
 
@@ -46,10 +48,10 @@ class ReserveInventoryOperator(OrderStepOperator):
         self.region = region
         self.priority = priority
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
-        self.items = self.items or order["items"]
-        self.region = self.region or order["shipping_address"]["region"]
+        self.items = self.items or [item.model_dump(mode="json") for item in order.items]
+        self.region = self.region or order.shipping_address.region
 
     def call_service(self, context: Context) -> dict[str, Any]:
         priority = self.priority or ("high" if self.ship_deadline_near(context, self.ready_at(context)) else "normal")

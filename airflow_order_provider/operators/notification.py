@@ -10,6 +10,8 @@ from airflow_order_provider.operators.step import OrderStepOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
+
 
 #: ISO 4217 currencies without minor units: an amount of 500 JPY is 500 yen, not 5.00.
 ZERO_DECIMAL_CURRENCIES = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
@@ -87,12 +89,12 @@ class SendOrderConfirmationOperator(OrderStepOperator):
         self.currency = currency
         self.shipment = shipment
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
-        self.customer_email = self.customer_email or order["customer_email"]
-        self.items = self.items or order["items"]
-        self.total_amount = self.total_amount if self.total_amount not in (None, "") else order["total_amount"]
-        self.currency = self.currency or order["currency"]
+        self.customer_email = self.customer_email or order.customer_email
+        self.items = self.items or [item.model_dump(mode="json") for item in order.items]
+        self.total_amount = self.total_amount if self.total_amount not in (None, "") else order.total_amount
+        self.currency = self.currency or order.currency
 
     def checkpoint(self, context: Context) -> Any:
         """After the pickup nothing stops the confirmation: no cancel, no workflow clock."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_order_provider.exceptions import InvalidOrderError, OrderServiceError
+from airflow_order_provider.exceptions import OrderServiceError
 from airflow_order_provider.operators.base import OrderSagaTask, hook_for
 from airflow_order_provider.policies import order_times, policy_for
 from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperator
@@ -41,9 +41,11 @@ class ValidateOrderOperator(BaseOperator):
     """
     Check the order before any service is called, and push it, normalized, for the steps.
 
-    A bad order fails this task at once (no retry) with a message that names every bad field. What
-    it pushes is the order every step reads: whatever came in the run's conf (the trigger form,
-    the REST API, the order API), the steps see the validated, normalized order.
+    A bad order fails this task at once (no retry) with a message that names every bad field.
+    Whatever came in the run's conf (the trigger form, the REST API, the order API), this is where
+    it is validated in full; the steps then read it from the conf through
+    :func:`~airflow_order_provider.order_conf.order_of` (typed, trusted), or, when this task was
+    given its ``order``, from what it pushes.
 
     :param order: the order; defaults to the run's conf. (templated)
     """
@@ -58,8 +60,9 @@ class ValidateOrderOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # The order model (pydantic) is built on first use, not when a DAG file is parsed.
         from airflow_order_provider.models import parse_order
+        from airflow_order_provider.order_conf import conf_of
 
-        data = self.order if self.order is not None else context["dag_run"].conf
+        data = self.order if self.order is not None else conf_of(context.get("dag_run"))
         order = parse_order(data)
         self.log.info(
             "Order %s is valid: %d line(s), %d %s, %s customer",
@@ -74,27 +77,9 @@ class ValidateOrderOperator(BaseOperator):
     @staticmethod
     def normalized(order: Order) -> dict[str, Any]:
         """What this task pushes for a valid order: the order as JSON, with its service level."""
-        result = order.model_dump(mode="json")
-        result["service_level"] = order.service_level
-        return result
+        from airflow_order_provider.order_conf import order_payload
 
-    @classmethod
-    def saga_input(cls, conf: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        """
-        The validated order a run's steps work on, computed from the run's conf exactly as this task
-        computes it (the same pure function), so that each step gets it without reading this
-        task's XCom back from the API server. None when this task was given its ``order`` instead
-        of reading the conf, or the conf is no valid order (this task failed then, and no step
-        runs): the steps then read the XCom.
-        """
-        if kwargs.get("order") is not None:
-            return None
-        from airflow_order_provider.models import parse_order
-
-        try:
-            return cls.normalized(parse_order(conf))
-        except InvalidOrderError:
-            return None
+        return order_payload(order)
 
 
 class OrderPlanCompensationOperator(PlanCompensationOperator):
@@ -129,8 +114,11 @@ class OrderPlanCompensationOperator(PlanCompensationOperator):
         service = self.saga.step(step).service
         if service is None:
             return "compensate"
-        order = context["ti"].xcom_pull(task_ids=self.saga.start.task_id) or {}
-        return (order.get("on_retries_exhausted") or {}).get(service) or policy_for(service).on_retries_exhausted
+        from airflow_order_provider.order_conf import order_of
+
+        order = order_of(context.get("dag_run"))
+        chosen = order.on_retries_exhausted.get(service) if order is not None else None
+        return chosen or policy_for(service).on_retries_exhausted
 
 
 class CheckOrderValueOperator(OrderSagaTask, BaseBranchOperator):
@@ -165,10 +153,10 @@ class CheckOrderValueOperator(OrderSagaTask, BaseBranchOperator):
         self.order_id = None
         self.saga_init(saga, None)
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
         if self.total_amount in (None, ""):
-            self.total_amount = order["total_amount"]
+            self.total_amount = order.total_amount
 
     def choose_branch(self, context: Context) -> list[str]:
         self.prepare(context)

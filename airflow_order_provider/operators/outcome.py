@@ -17,6 +17,8 @@ from airflow_order_provider.version_compat import AirflowFailException, Downstre
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
+
 
 class CancelOrderOperator(SagaCancelledOperator):
     """
@@ -142,9 +144,9 @@ class RollForwardOrderOperator(OrderServiceOperator):
         super().__init__(**kwargs)
         self.payment = payment
         self.reservation = reservation
-        self.order: dict[str, Any] = {}
+        self.order: Order | None = None
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
         self.order = order
 
@@ -163,15 +165,16 @@ class RollForwardOrderOperator(OrderServiceOperator):
         shipment = dispatched[0]
         payment = dict(self.payment or {}) or self._live("payment")
         reservation = dict(self.reservation or {}) or self._live("inventory")
+        order = self.order
         subject, body = confirmation_email(
-            order_id=order_id, items=list(self.order.get("items") or []),
-            total_amount=int(self.order.get("total_amount") or payment.get("amount") or 0),
-            currency=str(self.order.get("currency") or payment.get("currency")),
+            order_id=order_id, items=[item.model_dump(mode="json") for item in order.items] if order else [],
+            total_amount=int((order.total_amount if order else None) or payment.get("amount") or 0),
+            currency=str((order.currency if order else None) or payment.get("currency")),
             tracking_number=shipment.get("tracking_number"), carrier=shipment.get("carrier"),
             estimated_delivery=shipment.get("estimated_delivery"),
         )
         try:
-            message = self.hook.send_email(order_id=order_id, to=str(self.order.get("customer_email")),
+            message = self.hook.send_email(order_id=order_id, to=str(order.customer_email if order else None),
                                            subject=subject, body=body, idempotency_key=self.idempotency_key)
         except Exception as error:
             if not self.is_last_try(context["ti"]):

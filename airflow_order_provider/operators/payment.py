@@ -11,6 +11,8 @@ from airflow_order_provider.operators.step import OrderStepOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
+
 CHARGE_FIELDS = ("payment_id", "amount", "currency", "status", "transaction_ref")
 
 
@@ -48,12 +50,12 @@ class ProcessPaymentOperator(OrderStepOperator):
         self.currency = currency
         self.payment_method = payment_method
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
-        self.customer_id = self.customer_id or order["customer_id"]
-        self.amount = self.amount if self.amount not in (None, "") else order["total_amount"]
-        self.currency = self.currency or order["currency"]
-        self.payment_method = self.payment_method or order["payment_method"]
+        self.customer_id = self.customer_id or order.customer_id
+        self.amount = self.amount if self.amount not in (None, "") else order.total_amount
+        self.currency = self.currency or order.currency
+        self.payment_method = self.payment_method or order.payment_method
 
     def call_service(self, context: Context) -> dict[str, Any]:
         charge = self.call_idempotent(

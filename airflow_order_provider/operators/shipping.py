@@ -11,6 +11,8 @@ from airflow_order_provider.operators.step import OrderStepOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
+
 SHIPMENT_FIELDS = ("shipment_id", "tracking_number", "carrier", "service_level", "estimated_delivery", "status")
 
 
@@ -52,10 +54,10 @@ class ScheduleShipmentOperator(OrderStepOperator):
         self.address = address
         self.service_level = service_level
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
-        self.address = self.address or order["shipping_address"]
-        self.service_level = self.service_level or order.get("service_level")
+        self.address = self.address or order.shipping_address.model_dump(mode="json")
+        self.service_level = self.service_level or order.service_level
 
     def call_service(self, context: Context) -> dict[str, Any]:
         from airflow_order_provider.signals import address_change

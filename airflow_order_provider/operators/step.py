@@ -26,6 +26,7 @@ from airflow_order_provider.version_compat import AirflowFailException, AirflowT
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_order_provider.models import Order
     from airflow_order_provider.saga.checkpoint import Checkpoint
 
 
@@ -98,12 +99,12 @@ class OrderStepOperator(AdoptsLostAnswers, PausesForDecision, OrderServiceOperat
         self.workflow_clock_excludes = list(workflow_clock_excludes)
         self.requires = list(requires)
 
-    def take_order(self, order: dict[str, Any]) -> None:
+    def take_order(self, order: Order) -> None:
         super().take_order(order)
         if self.on_retries_exhausted in (None, ""):
-            self.on_retries_exhausted = (order.get("on_retries_exhausted") or {}).get(self.service)
+            self.on_retries_exhausted = order.on_retries_exhausted.get(self.service)
         if self.workflow_timeout in (None, ""):
-            self.workflow_timeout = order.get("workflow_timeout_seconds")
+            self.workflow_timeout = order.workflow_timeout_seconds
 
     @property
     def exhausted_mode(self) -> str:

@@ -39,25 +39,37 @@ def test_the_plugin_registers_the_strategy():
     assert isinstance(validate_and_load_priority_weight_strategy(WEIGHT_RULE), OrderPriorityStrategy)
 
 
+def _order(conf):
+    from airflow_order_provider.order_conf import trusted_order
+
+    return trusted_order(conf)
+
+
 @pytest.mark.parametrize(
     ("conf", "weight"),
     [
         ({"customer_tier": "standard"}, 1),
-        ({}, 1),
+        ({}, 1),  # the order's default tier
         (None, 1),
         ({"customer_tier": "premium"}, 1 + PREMIUM_BONUS),
-        ({"customer_tier": "gold"}, 1),
+        ({"customer_tier": "gold"}, 1),  # no order: a standard weight
     ],
 )
 def test_tier(conf, weight):
-    assert order_weight(1, conf, placed_at=NOW, now=NOW) == weight
+    from tests.orders import EXAMPLE_ORDER
+
+    order = _order(None if conf is None else {**EXAMPLE_ORDER, **conf})
+    assert order_weight(1, order, placed_at=NOW, now=NOW) == weight
 
 
 def test_expedited_when_less_than_the_expedite_window_is_left_before_the_ship_deadline():
+    from tests.orders import EXAMPLE_ORDER
+
+    premium = _order({**EXAMPLE_ORDER, "customer_tier": "premium"})
     # time_scale 0.01 in the tests: ship deadline 864 s, expedite within 36 s.
-    fresh = order_weight(1, {}, placed_at=NOW - timedelta(seconds=800), now=NOW)
-    late = order_weight(1, {}, placed_at=NOW - timedelta(seconds=840), now=NOW)
-    late_premium = order_weight(5, {"customer_tier": "premium"}, placed_at=NOW - timedelta(seconds=840), now=NOW)
+    fresh = order_weight(1, None, placed_at=NOW - timedelta(seconds=800), now=NOW)
+    late = order_weight(1, None, placed_at=NOW - timedelta(seconds=840), now=NOW)
+    late_premium = order_weight(5, premium, placed_at=NOW - timedelta(seconds=840), now=NOW)
     assert (fresh, late, late_premium) == (1, 1 + EXPEDITED_BONUS, 5 + PREMIUM_BONUS + EXPEDITED_BONUS)
 
 
@@ -101,7 +113,10 @@ def test_weights_of_a_new_run_are_set_per_order():
     assert {t["__var"]["weight_rule"] for t in data["dag"]["tasks"]} == {WEIGHT_RULE}
     scheduler_dag = DagSerialization.from_dict(data)
 
+    from tests.orders import EXAMPLE_ORDER
+
     def weights(conf, placed_at):
+        conf = {**EXAMPLE_ORDER, **conf}
         run = DagRun(dag_id=dag.dag_id, run_id=f"r-{id(conf)}", conf=conf, run_after=placed_at)
         create = run._get_task_creator(defaultdict(int), lambda ti: None, hook_is_noop=True, dag_version_id=None)
         return {task.task_id: next(iter(create(task, [-1])))["priority_weight"] for task in scheduler_dag.tasks}

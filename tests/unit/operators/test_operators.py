@@ -131,9 +131,9 @@ def test_a_refund_after_a_partial_refund_refunds_the_rest(service_connections, o
 
 def test_a_saga_step_gets_the_validated_order_from_the_conf_as_validate_order_pushes_it():
     """
-    Steps compute the validated order from the run's conf with validate_order's own function
-    (no read of its XCom); whitespace normalized the same way, nothing derived missing. Given its
-    ``order`` or an invalid conf, there is nothing to compute and the steps read the XCom.
+    Steps read the validated order, typed, from the run's conf (no read of its XCom); whitespace
+    normalized the same way, nothing derived missing. When the conf is no order (validate_order was
+    given its ``order``), the steps read the XCom.
     """
     from types import SimpleNamespace
 
@@ -142,10 +142,18 @@ def test_a_saga_step_gets_the_validated_order_from_the_conf_as_validate_order_pu
     from tests.orders import EXAMPLE_ORDER
 
     conf = {**EXAMPLE_ORDER, "customer_id": "  cus-1  "}
-    pushed = ValidateOrderOperator(task_id="validate_order").execute({"dag_run": SimpleNamespace(conf=conf)})
+    run = SimpleNamespace(dag_id="order_processing", run_id="run-1", conf=conf)
+    pushed = ValidateOrderOperator(task_id="validate_order").execute({"dag_run": run})
     step = ReserveInventoryOperator(task_id="reserve_inventory", saga=ORDER_SAGA)
-    assert step.saga_input({"dag_run": SimpleNamespace(conf=conf)}) == pushed
-    assert pushed["customer_id"] == "cus-1" and pushed["service_level"]
+    order = step.saga_input({"dag_run": run})
+    assert ValidateOrderOperator.normalized(order) == pushed
+    assert order.customer_id == "cus-1" and pushed["service_level"]
 
-    assert ValidateOrderOperator.saga_input(conf, {"order": conf}) is None
-    assert ValidateOrderOperator.saga_input({**conf, "currency": "XYZ"}, {}) is None
+    class Ti:  # the steps' only route to validate_order's XCom
+        def xcom_pull(self, task_ids, key="return_value"):
+            return pushed if task_ids == "validate_order" else None
+
+    # A conf that is no order at all: the steps read what validate_order pushed.
+    given = ReserveInventoryOperator(task_id="reserve_inventory", saga=ORDER_SAGA)
+    no_order = SimpleNamespace(dag_id="order_processing", run_id="run-2", conf={"note": "no order"})
+    assert given.saga_input({"dag_run": no_order, "ti": Ti()}) == order
