@@ -103,7 +103,10 @@ def next_retry_at(ti_id: str, end_date: datetime | None, delay_s: float | None) 
 
     if end_date is not None and delay_s is not None:
         return end_date + timedelta(seconds=delay_s)
-    from airflow.models.dagbag import DBDagBag
+    try:
+        from airflow.models.dagbag import DBDagBag
+    except ImportError:  # Airflow before 3.1's DBDagBag: the round robin serves the retry
+        return None
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
