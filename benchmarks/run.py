@@ -82,11 +82,11 @@ from urllib.parse import quote
 from order_services.testing import OrderServicesServer, new_key, start_order_services
 
 from benchmarks import cpu, slots
-from tests.integration.harness.client import AirflowClient
-from tests.integration.harness.common import REPO_ROOT, HarnessError, read_env_file, tail
-from tests.integration.harness.deployment import AirflowDeployment
-from tests.integration.harness.postgres import PostgresDatabase
-from tests.integration.harness.processes import run_logged
+from harness.client import AirflowClient
+from harness.common import REPO_ROOT, HarnessError, read_env_file, tail
+from harness.deployment import AirflowDeployment
+from harness.postgres import PostgresDatabase
+from harness.processes import run_logged
 
 BENCH_DIR = Path(__file__).resolve().parent
 ORDER_DAG_FILE = REPO_ROOT / "dags" / "order_processing.py"

@@ -87,6 +87,6 @@ def service_connections(order_services: OrderServicesServer, monkeypatch: pytest
 @pytest.fixture
 def order_id() -> str:
     """A fresh order id, so that tests sharing the services never mix their ledgers."""
-    from tests.orders import new_order_id
+    from harness.orders import new_order_id
 
     return new_order_id()

@@ -17,10 +17,10 @@ from collections import Counter
 
 import pytest
 
+from harness import report
 from tests.chaos.plan import SERVICES, ChaosSettings, plan_kills, plan_orders, plan_stretches
 from tests.chaos.runner import DAG_ID, ChaosRun
 from tests.chaos.verdict import NEVER_SETTLED, judge
-from tests.integration.airflow_harness import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from harness.orders import EXAMPLE_ORDER, OPS_EMAIL
 from tests.chaos.verdict import Evidence, judge
-from tests.orders import EXAMPLE_ORDER, OPS_EMAIL
 
 ORDER = {**copy.deepcopy(EXAMPLE_ORDER), "order_id": "chaos-1"}
 

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
+from harness.orders import alerts, an_order, ledger
 from tests.compat import dag_bag_class
 from tests.dags.test_order_processing import outcome, run_order
-from tests.orders import alerts, an_order, ledger
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

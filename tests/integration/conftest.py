@@ -9,7 +9,7 @@
 * the four ``order_*_default`` connections pointing at the ``order_services`` fixture
   (from tests/conftest.py).
 
-Configuration, lowest precedence first: the harness's own settings (airflow_harness.py), the
+Configuration, lowest precedence first: the harness's own settings (harness/deployment.py), the
 settings this project ships for a deployment (``deploy/airflow-order.env``), then this suite's
 shorter values (``E2E_DEPLOYMENT_SETTINGS`` below).
 
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.airflow_harness import (
+from harness import (
     REPO_ROOT,
     AirflowClient,
     AirflowDeployment,

@@ -17,8 +17,8 @@ import sys
 
 import pytest
 
+from harness.orders import an_order, ledger
 from tests.compat import needs_dags_test_with_deadline
-from tests.orders import an_order, ledger
 
 pytestmark = [pytest.mark.integration, needs_dags_test_with_deadline]
 

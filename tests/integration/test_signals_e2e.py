@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
+from harness.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 

@@ -33,11 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.harness import scenario
-from tests.integration.harness.common import REPO_ROOT, HarnessError, read_env_file
-from tests.integration.harness.deployment import AirflowDeployment
-from tests.integration.harness.postgres import PostgresDatabase
-from tests.integration.harness.scenario import installed, wait_until
+from harness import scenario
+from harness.common import REPO_ROOT, HarnessError, read_env_file
+from harness.deployment import AirflowDeployment
+from harness.postgres import PostgresDatabase
+from harness.scenario import installed, wait_until
 
 DAG_ID = "order_processing"
 APPROVAL_TASK = "approve_order"
@@ -78,7 +78,7 @@ def run(venv: Path, version_from: str, version_to: str, keep: bool) -> dict[str,
     # The harness's helpers import the provider (from this repository's .venv): its Airflow
     # configuration goes to a folder of this run, not ~/airflow.
     os.environ["AIRFLOW_HOME"] = str(home / "driver")
-    from tests.orders import COMPLETED, an_order, ledger
+    from harness.orders import COMPLETED, an_order, ledger
 
     before = installed(python, home)
     if before["airflow"] != version_from or not before["file"].startswith(str(venv)):

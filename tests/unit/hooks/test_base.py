@@ -16,7 +16,7 @@ from airflow_order_provider.exceptions import (
 )
 from airflow_order_provider.hooks.base import BearerTokenAuth
 from airflow_order_provider.hooks.payment import PaymentHook
-from tests.orders import ledger
+from harness.orders import ledger
 
 CHARGE = {"customer_id": "cus-42", "amount": 1000, "currency": "USD", "payment_method": "pm_card_ok"}
 

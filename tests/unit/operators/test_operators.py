@@ -15,7 +15,7 @@ from airflow_order_provider.operators.payment import ProcessPaymentOperator, Ref
 from airflow_order_provider.operators.shipping import CancelShipmentOperator, ScheduleShipmentOperator
 from airflow_order_provider.policies import PAYMENT
 from airflow_order_provider.version_compat import HAS_RETRY_POLICY, exponential_backoff
-from tests.orders import ledger
+from harness.orders import ledger
 
 ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
            "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west"}
@@ -139,7 +139,7 @@ def test_a_saga_step_gets_the_validated_order_from_the_conf_as_validate_order_pu
 
     from airflow_order_provider.operators.order import ValidateOrderOperator
     from airflow_order_provider.order_saga import ORDER_SAGA
-    from tests.orders import EXAMPLE_ORDER
+    from harness.orders import EXAMPLE_ORDER
 
     conf = {**EXAMPLE_ORDER, "customer_id": "  cus-1  "}
     pushed = ValidateOrderOperator(task_id="validate_order").execute({"dag_run": SimpleNamespace(conf=conf)})

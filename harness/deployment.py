@@ -14,14 +14,14 @@ from typing import Any
 
 import requests
 
-from tests.integration.harness.client import AirflowClient
-from tests.integration.harness.common import (
+from harness.client import AirflowClient
+from harness.common import (
     REPO_ROOT,
     HarnessError,
     free_port,
     tail,
 )
-from tests.integration.harness.processes import (
+from harness.processes import (
     ManagedProcess,
     run_logged,
 )
