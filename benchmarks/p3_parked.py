@@ -1,0 +1,154 @@
+"""
+P3: M orders parked in approval (Required Actions) hold no worker slot, and the order DAG's latency
+with them parked against without; then the same runs under each of ``--p3-variants``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from benchmarks.bench import BenchBase
+from benchmarks.common import BenchmarkError, median, say
+from benchmarks.runs import Run
+from benchmarks.settings import DAG_IDS, NOOP, ORDER, P3_VARIANTS, PARKED_STATES
+
+
+class ParkedOrders(BenchBase):
+    # -- P3: parked orders -----------------------------------------------------------------------
+
+    def slots_snapshot(self, park_prefix: str) -> dict[str, Any]:
+        pools = self.client.get("/api/v2/pools", params={"limit": 100})["pools"]
+        running_all = sum(self.ti_count(d, states=["running"]) for d in DAG_IDS)
+        queued_all = sum(self.ti_count(d, states=["queued"]) for d in DAG_IDS)
+        parallelism = self.stack.executor_parallelism()
+        return {
+            "parked_running_tis": self.ti_count(ORDER, prefix=park_prefix, states=["running"]),
+            "parked_queued_tis": self.ti_count(ORDER, prefix=park_prefix, states=["queued"]),
+            "parked_waiting": self.ti_count(ORDER, prefix=park_prefix, states=PARKED_STATES, task_id="approve_order"),
+            "running_tis_all_dags": running_all,
+            "queued_tis_all_dags": queued_all,
+            "executor_parallelism": parallelism,
+            "executor_open_slots_estimate": parallelism - running_all - queued_all,
+            "pools": {p["name"]: {k: p[k] for k in ("slots", "occupied_slots", "running_slots", "queued_slots",
+                                                    "deferred_slots", "open_slots")} for p in pools},
+        }
+
+    def parked(self) -> None:
+        s = self.settings
+        m = s.parked
+        baseline = self.results.get("P1", {}).get(ORDER)
+        baseline_noop = self.results.get("P1", {}).get(NOOP)
+        baseline_runs: dict[str, list[Run]] | None = None
+        if baseline is None:
+            say(f"P3: no P1 in this run; baseline first: {s.sequential} sequential runs per DAG without parked orders")
+            baseline_runs = self.sequential(s.sequential, "p3base")
+            baseline = median(r.latency for r in baseline_runs[ORDER])
+            baseline_noop = median(r.latency for r in baseline_runs[NOOP])
+
+        say(f"P3: parking {m} orders above the approval threshold")
+        t0 = time.monotonic()
+        park_prefix = f"{self.tag}-park-"
+        made = [self.new_run(ORDER, park_prefix, kind="parked") for _ in range(m)]
+        done = 0
+        lock = threading.Lock()
+
+        def trigger(rc):
+            nonlocal done
+            self.trigger(*rc)
+            with lock:
+                done += 1
+                if done % 100 == 0:
+                    say(f"  triggered {done}/{m}")
+
+        with ThreadPoolExecutor(max_workers=min(m, 25)) as pool:
+            list(pool.map(trigger, made))
+        say(f"  {m} runs triggered in {time.monotonic() - t0:.0f}s; waiting for them to park in approve_order")
+        deadline = time.monotonic() + max(900.0, 12.0 * m)
+        last_report = 0.0
+        while True:
+            waiting = self.ti_count(ORDER, prefix=park_prefix, states=PARKED_STATES, task_id="approve_order")
+            failed = self.client.get(f"/api/v2/dags/{ORDER}/dagRuns",
+                                     params={"run_id_prefix_pattern": park_prefix, "state": "failed",
+                                             "limit": 1})["total_entries"]
+            if waiting + failed >= m:
+                break
+            now = time.monotonic()
+            if now - last_report >= 15:
+                say(f"  {now - t0:5.0f}s: {waiting}/{m} parked{f', {failed} failed' if failed else ''}")
+                last_report = now
+            if now > deadline:
+                raise BenchmarkError(f"P3: only {waiting} of {m} orders parked after {now - t0:.0f}s")
+            time.sleep(3)
+        park_s = time.monotonic() - t0
+        say(f"  {waiting}/{m} parked after {park_s:.0f}s{f'; {failed} runs failed' if failed else ''}")
+        if failed:
+            self.problems.append(f"P3: {failed} of {m} parked orders failed before reaching approval")
+
+        time.sleep(2)  # let the last tasks' processes end
+        before = self.slots_snapshot(park_prefix)
+        say(f"  while parked: {before['parked_running_tis']} running task instances among the parked runs, "
+            f"{before['running_tis_all_dags']} running in all; default_pool "
+            f"{before['pools'].get('default_pool', {})}")
+        say(f"P3: {s.parked_sequential} sequential runs per DAG with {waiting} orders parked")
+        seq = self.sequential(s.parked_sequential, "p3")
+        after = self.slots_snapshot(park_prefix)
+        with_parked = median(r.latency for r in seq[ORDER])
+        with_parked_noop = median(r.latency for r in seq[NOOP])
+        self.results["P3"] = {
+            "m": m,
+            "parked": waiting,
+            "parked_after": after["parked_waiting"],
+            "failed_before_parking": failed,
+            "park_s": park_s,
+            "slots_before": before,
+            "slots_after": after,
+            "parked_running_tis": max(before["parked_running_tis"], after["parked_running_tis"]),
+            ORDER: with_parked,
+            "order_without_parked_s": baseline,
+            "noop_with_parked_s": with_parked_noop,
+            "noop_without_parked_s": baseline_noop,
+            "noop_ratio": with_parked_noop / baseline_noop if baseline_noop else None,
+            "latencies_s": {d: [r.latency for r in rs] for d, rs in seq.items()},
+            "baseline_latencies_s": ({d: [r.latency for r in rs] for d, rs in baseline_runs.items()}
+                                     if baseline_runs else None),
+            "ratio": with_parked / baseline if baseline else None,
+            "invalid_runs": sum(1 for d in DAG_IDS for r in seq[d] if r.problem) + failed,
+        }
+        say(f"P3: order latency {with_parked:.2f}s with {waiting} parked vs {baseline:.2f}s without "
+            f"(x{with_parked / baseline:.2f}); no-op {with_parked_noop:.2f}s vs {baseline_noop:.2f}s; "
+            f"{after['parked_waiting']} still parked")
+        self.results["P3"]["variants"] = self.p3_variants(waiting, baseline, baseline_noop)
+
+    def p3_variants(self, parked: int, baseline: float, baseline_noop: float) -> dict[str, Any]:
+        """
+        The same sequential runs under each of ``--p3-variants`` other than the shipped settings
+        (measured above), with the same orders parked; ratios against P1's (or P3's own) baseline
+        taken with the shipped settings. The components each variant changes are restarted with
+        its settings, and back with the run's own afterwards.
+        """
+        s = self.settings
+        deployment = self.stack.deployment
+        assert deployment is not None
+        out: dict[str, Any] = {}
+        for name in s.p3_variants:
+            if name == "shipped":
+                continue
+            changes = P3_VARIANTS[name]
+            say(f"P3 variant {name}: restarting {', '.join(changes)} with {changes}")
+            for component, env in changes.items():
+                deployment.restart(component, env)
+            seq = self.sequential(s.parked_sequential, f"p3-{name}")
+            order, noop = median(r.latency for r in seq[ORDER]), median(r.latency for r in seq[NOOP])
+            out[name] = {"settings": changes, ORDER: order, NOOP: noop, "ratio": order / baseline,
+                         "noop_ratio": noop / baseline_noop,
+                         "latencies_s": {d: [r.latency for r in rs] for d, rs in seq.items()},
+                         "invalid_runs": sum(1 for d in DAG_IDS for r in seq[d] if r.problem)}
+            say(f"P3 variant {name}: order {order:.2f}s (x{order / baseline:.2f}), no-op {noop:.2f}s "
+                f"(x{noop / baseline_noop:.2f}) with {parked} parked")
+            for component in changes:
+                deployment.restart(component)
+        return out
+
