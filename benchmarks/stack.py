@@ -89,10 +89,7 @@ class Stack:
             extra_env=self.env_settings,
         )
         self.database.create()
-        self.deployment.prepare()
-        self.deployment.migrate()
-        self.deployment.start()
-        self.deployment.wait_ready()
+        self.deployment.bring_up()
         client = self.deployment.client
         for dag_id in DAG_IDS + ((LONG_TASK,) if self.settings.long_task_s and "P2" in self.settings.only else ()):
             client.wait_for_dag(dag_id, timeout=300)

@@ -195,6 +195,14 @@ class AirflowDeployment:
             cwd=self.home,
         )
 
+    def bring_up(self) -> dict:
+        """Prepare the home, migrate the database (with the order pools), start every component and
+        wait until all are healthy; the database must exist. Returns the last health answer."""
+        self.prepare()
+        self.migrate()
+        self.start()
+        return self.wait_ready()
+
     def start(self) -> None:
         env = self.environment()
         for name, args in COMPONENTS.items():

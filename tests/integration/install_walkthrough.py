@@ -41,7 +41,6 @@ from harness.postgres import PostgresDatabase
 from harness.scenario import installed, wait_until
 
 DAG_ID = "order_processing"
-SERVICES = ("payment", "inventory", "shipping", "notification")
 README = REPO_ROOT / "README.md"
 SECTION = "## Install into your Airflow"
 #: The README's commands, in its words; API-KEY and 127.0.0.1:8700 stand for the services' key and address.

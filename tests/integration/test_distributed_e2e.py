@@ -54,6 +54,7 @@ from harness import (
 )
 from harness.celery import CeleryDeployment, check_redis, redis_url
 from harness.orders import an_order, ledger
+from harness.services import connections
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
@@ -124,21 +125,17 @@ def dist(request, tmp_path_factory):
     database.check_reachable()
     database.drop_stale()
     home = REPO_ROOT / ".e2e" / database.name
-    uri = f"http://:{API_KEY}@{services.host}:{services.port}"
     deployment = CeleryDeployment(
         home,
         database.url,
-        connections={f"order_{service}_default": uri for service in ("payment", "inventory", "shipping", "notification")},
+        connections=connections(services),
         extra_env={**read_env_file(REPO_ROOT / "deploy" / "airflow-order.env"), **DISTRIBUTED_SETTINGS},
     )
     failed = False
     t0 = time.monotonic()
     try:
         database.create()
-        deployment.prepare()
-        deployment.migrate()
-        deployment.start()
-        deployment.wait_ready()
+        deployment.bring_up()
         deployment.client.wait_for_dag(DAG_ID, timeout=180)
         deployment.client.unpause(DAG_ID)
         report(request.config, f"distributed Airflow up in {time.monotonic() - t0:.1f}s at {deployment.base_url}, home {home}")

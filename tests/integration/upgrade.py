@@ -38,10 +38,10 @@ from harness.common import REPO_ROOT, HarnessError, read_env_file
 from harness.deployment import AirflowDeployment
 from harness.postgres import PostgresDatabase
 from harness.scenario import installed, wait_until
+from harness.services import connections
 
 DAG_ID = "order_processing"
 APPROVAL_TASK = "approve_order"
-SERVICES = ("payment", "inventory", "shipping", "notification")
 DEPLOY_ENV_FILE = REPO_ROOT / "deploy" / "airflow-order.env"
 #: Above the approval threshold (100 000 minor units), as the approval tests order.
 HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
@@ -87,10 +87,9 @@ def run(venv: Path, version_from: str, version_to: str, keep: bool) -> dict[str,
 
     services = start_order_services(home / "order-services.db", api_key=secrets.token_urlsafe(16),
                                     log_path=home / "order-services.log")
-    uri = f"http://:{services.api_key}@{services.host}:{services.port}"
     deployment = AirflowDeployment(
         home / "airflow", database.url, python=str(python),
-        connections={f"order_{service}_default": uri for service in SERVICES},
+        connections=connections(services),
         extra_env={**read_env_file(DEPLOY_ENV_FILE), **SETTINGS},
     )
     failed = True

@@ -62,7 +62,7 @@ def test_idempotency_key_depends_on_order_and_action_only():
     assert idempotency_key("ord-7", "payment.charge") == "ord-7:payment.charge"
 
 
-def test_hook_is_cached(service_connections):
+def test_hook_is_cached(service_double):
     op = payment_op()
     assert op.hook is op.hook
     assert op.hook.conn_id == "order_payment_default"
