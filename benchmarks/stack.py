@@ -99,7 +99,7 @@ class Stack:
             slots = self.executor_parallelism()
         if slots:
             # The services' pools sized to the executor instead of the policy table's 5/10/3/2 (the
-            # seed's minimum instances, a deliberate throttle the no-op DAG does not have): what is
+            # services' minimum instances, a deliberate throttle the no-op DAG does not have): what is
             # left is the orchestration's own cost. --pool-slots 0 measures with the table's.
             for service in SERVICES:
                 pool = client.get(f"/api/v2/pools/order_{service}")
