@@ -25,8 +25,9 @@
 #   make chaos N=30 SEED=7  the seeded chaos suite (tests/chaos) on an Airflow of its own, N orders (default 30)
 #   make bench       benchmarks of issue 11 (P1-P5): the order DAG against a no-op DAG of its shape on one
 #                    Airflow (PostgreSQL); writes docs/benchmarks.{md,json,png}. On 2 cores the whole run took
-#                    49 min: P1 and P2 (3 rounds) 21 min, parking P3's 500 orders 10 min, then 3 pairs of
-#                    170 s each with them open (BENCH_ARGS="--parked 100 --parked-sequential 1" shortens it);
+#                    49 min on 2026-11-26; P3 is shorter since the nudge and the batch of 2 (2026-12-05:
+#                    parking 500 orders 5 min, then 3 pairs of about 5.5 s each with them open, and the
+#                    batch-20 comparison 2 min; BENCH_ARGS="--parked 100 --parked-sequential 1" shortens it);
 #                    PROFILE=deploy/low-latency.env adds a settings profile (docs/benchmarks-low-latency.*),
 #                    BENCH_ARGS="--only P1,P4 --rounds 1" passes more options to python -m benchmarks.run
 #   make bench-smoke the benchmark harness with tiny numbers, report in a temp dir: checks it works

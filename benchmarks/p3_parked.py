@@ -10,10 +10,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from benchmarks import cpu
 from benchmarks.bench import BenchBase
 from benchmarks.common import BenchmarkError, median, say
 from benchmarks.runs import Run
-from benchmarks.settings import DAG_IDS, NOOP, ORDER, P3_VARIANTS, PARKED_STATES
+from benchmarks.settings import DAG_IDS, NOOP, ORDER, P3_VARIANTS, PARKED_STATES, SECOND_SCHEDULER
 
 
 class ParkedOrders(BenchBase):
@@ -48,6 +49,7 @@ class ParkedOrders(BenchBase):
             baseline = median(r.latency for r in baseline_runs[ORDER])
             baseline_noop = median(r.latency for r in baseline_runs[NOOP])
 
+        idle_none = self.idle_cpu("none parked")
         say(f"P3: parking {m} orders above the approval threshold")
         t0 = time.monotonic()
         park_prefix = f"{self.tag}-park-"
@@ -92,6 +94,7 @@ class ParkedOrders(BenchBase):
         say(f"  while parked: {before['parked_running_tis']} running task instances among the parked runs, "
             f"{before['running_tis_all_dags']} running in all; default_pool "
             f"{before['pools'].get('default_pool', {})}")
+        idle_parked = self.idle_cpu(f"{waiting} parked")
         say(f"P3: {s.parked_sequential} sequential runs per DAG with {waiting} orders parked")
         seq = self.sequential(s.parked_sequential, "p3")
         after = self.slots_snapshot(park_prefix)
@@ -115,12 +118,47 @@ class ParkedOrders(BenchBase):
             "baseline_latencies_s": ({d: [r.latency for r in rs] for d, rs in baseline_runs.items()}
                                      if baseline_runs else None),
             "ratio": with_parked / baseline if baseline else None,
+            "idle_cpu_cores": {"none_parked": idle_none, "parked": idle_parked},
+            "database": self.database_size(),
             "invalid_runs": sum(1 for d in DAG_IDS for r in seq[d] if r.problem) + failed,
         }
         say(f"P3: order latency {with_parked:.2f}s with {waiting} parked vs {baseline:.2f}s without "
             f"(x{with_parked / baseline:.2f}); no-op {with_parked_noop:.2f}s vs {baseline_noop:.2f}s; "
             f"{after['parked_waiting']} still parked")
         self.results["P3"]["variants"] = self.p3_variants(waiting, baseline, baseline_noop)
+
+    def idle_cpu(self, label: str, seconds: float = 20.0) -> dict[str, float]:
+        """
+        Cores each component uses over ``seconds`` with no order moving (what open runs cost a
+        deployment at rest: mostly the scheduler's examination of them, loop after loop).
+        """
+        before = self.cpu_snapshot()
+        time.sleep(seconds)
+        spent = cpu.cpu_spent(before, self.cpu_snapshot())
+        cores = {name: round(value / seconds, 3) for name, value in spent.items() if name != "harness"}
+        say(f"P3: at rest with {label}: scheduler {cores.get('scheduler', 0):.2f} cores, "
+            f"all {cores.get('total', 0):.2f} cores")
+        return cores
+
+    def database_size(self) -> dict[str, Any]:
+        """The metadata database's size, its largest tables, and bytes per DAG run it holds."""
+        import psycopg2
+
+        db = self.stack.database
+        with psycopg2.connect(host=db.host, port=db.port, user=db.user, dbname=db.name) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_database_size(current_database())")
+            total = cur.fetchone()[0]
+            cur.execute("SELECT count(*), count(*) FILTER (WHERE dag_id = %s) FROM dag_run", (ORDER,))
+            runs, order_runs = cur.fetchone()
+            cur.execute("SELECT count(*) FROM task_instance")
+            tis = cur.fetchone()[0]
+            cur.execute("SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 2 DESC LIMIT 8")
+            tables = {name: size for name, size in cur.fetchall()}
+        return {"bytes": total, "dag_runs": runs, "order_runs": order_runs, "task_instances": tis,
+                "largest_tables_bytes": tables, "at": "after P3's sequential runs",
+                "run_tables_bytes_per_run": (sum(tables.values()) / runs) if runs else None}
 
     def p3_variants(self, parked: int, baseline: float, baseline_noop: float) -> dict[str, Any]:
         """
@@ -139,7 +177,12 @@ class ParkedOrders(BenchBase):
             changes = P3_VARIANTS[name]
             say(f"P3 variant {name}: restarting {', '.join(changes)} with {changes}")
             for component, env in changes.items():
-                deployment.restart(component, env)
+                if component == SECOND_SCHEDULER:
+                    deployment.start_extra(SECOND_SCHEDULER, "scheduler", env)
+                else:
+                    deployment.restart(component, env)
+            # A restarted scheduler's first runs pay for its cold caches (serialized DAG, imports).
+            self.sequential(max(1, s.warmup), f"p3-{name}-warmup")
             seq = self.sequential(s.parked_sequential, f"p3-{name}")
             order, noop = median(r.latency for r in seq[ORDER]), median(r.latency for r in seq[NOOP])
             out[name] = {"settings": changes, ORDER: order, NOOP: noop, "ratio": order / baseline,
@@ -149,6 +192,9 @@ class ParkedOrders(BenchBase):
             say(f"P3 variant {name}: order {order:.2f}s (x{order / baseline:.2f}), no-op {noop:.2f}s "
                 f"(x{noop / baseline_noop:.2f}) with {parked} parked")
             for component in changes:
-                deployment.restart(component)
+                if component == SECOND_SCHEDULER:
+                    deployment.stop_extra(SECOND_SCHEDULER)
+                else:
+                    deployment.restart(component)
         return out
 

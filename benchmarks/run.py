@@ -118,7 +118,7 @@ def parse_args(argv: list[str] | None) -> Settings:
                         help="P2: seconds of a task run beside each order burst (heartbeat cost); 0 skips; 60")
     parser.add_argument("--p3-variants", default=None,
                         help=f"P3: comma-separated settings to measure with the same orders parked, of "
-                             f"{','.join(P3_VARIANTS)}; shipped,no-nudge")
+                             f"{','.join(P3_VARIANTS)}; shipped,batch20")
     parser.add_argument("--only", default=None, help="comma-separated subset of P1,P2,P3,P4,P5")
     parser.add_argument("--pool-slots", type=int, default=None,
                         help="size the order_<service> pools to this many slots; 0 keeps the policy table's "

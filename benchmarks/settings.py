@@ -43,6 +43,8 @@ AIRFLOW_DEFAULT_HEARTBEAT_INTERVAL = "5"
 #: components it changes (the API server reads [order_provider] nudge_runs at start, the scheduler
 #: its loop settings) on top of the run's settings; "shipped" is the run's settings as they are.
 NUDGE_RUNS = "AIRFLOW__ORDER_PROVIDER__NUDGE_RUNS"
+#: A variant's pseudo-component: one more scheduler process, started for the variant and stopped after.
+SECOND_SCHEDULER = "second-scheduler"
 P3_VARIANTS: dict[str, dict[str, dict[str, str]]] = {
     "shipped": {},
     "no-nudge": {"api-server": {NUDGE_RUNS: "False"}},
@@ -52,6 +54,19 @@ P3_VARIANTS: dict[str, dict[str, dict[str, str]]] = {
                                 "scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "4",
                                               "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1"}},
     "batch512": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "512"}},
+    "idle0.1": {"scheduler": {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1"}},
+    # Airflow's default batch, the shipped profile's before 2026-12-05.
+    "batch20": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "20"}},
+    "batch4": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "4"}},
+    "batch2": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "2"}},
+    "batch1": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "1"}},
+    "batch2-idle0.1": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "2",
+                                     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1"}},
+    "batch1-idle0.1": {"scheduler": {"AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "1",
+                                     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1"}},
+    # A second scheduler beside the first, with the run's settings (Airflow's HA: both take runs
+    # FOR UPDATE SKIP LOCKED).
+    "two-schedulers": {SECOND_SCHEDULER: {}},
 }
 
 
@@ -73,7 +88,7 @@ class Settings:
     keep: bool = False
     warmup: int = 1
     default_interval: bool = True
-    p3_variants: tuple[str, ...] = ("shipped", "no-nudge")
+    p3_variants: tuple[str, ...] = ("shipped", "batch20")
     long_task_s: int = 60
     fail_on_goals: bool = False
     command: str = ""

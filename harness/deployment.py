@@ -239,6 +239,19 @@ class AirflowDeployment:
                 raise HarnessError(f"airflow {name} restarted but sent no heartbeat in {timeout:.0f}s")
             time.sleep(0.5)
 
+    def start_extra(self, name: str, component: str, extra_env: Mapping[str, str] | None = None,
+                    timeout: float = 240.0) -> None:
+        """Start one more process of ``component`` (e.g. a second scheduler) under ``name``."""
+        env = {**self.environment(), **(extra_env or {})}
+        self.processes[name] = ManagedProcess(
+            name, self.airflow_argv(*COMPONENTS[component]), self.logs_dir / f"{name}.log", env, cwd=self.home
+        ).start()
+        self.wait_ready(timeout=timeout)
+
+    def stop_extra(self, name: str) -> None:
+        """Stop a process started by :meth:`start_extra`."""
+        self.processes.pop(name).stop(timeout=30)
+
     def check_processes(self) -> None:
         for name, proc in self.processes.items():
             if not proc.alive():

@@ -47,7 +47,7 @@ def test_the_smoke_benchmark_runs_and_prints_p1_to_p5(tmp_path):
     assert report["problems"] == []
     assert report["results"]["P3"]["parked_running_tis"] == 0
     assert report["results"]["P3"]["parked"] == report["results"]["P3"]["m"]
-    assert set(report["results"]["P3"]["variants"]) == {"no-nudge"}  # beside the shipped settings
+    assert set(report["results"]["P3"]["variants"]) == {"batch20"}  # beside the shipped settings
     # P2 at Airflow's default heartbeat interval beside the shipped one, with each slot's hold.
     interval = report["results"]["P2"]["heartbeat_interval"]
     assert (interval["default_value"], interval["shipped_value"]) == ("5", "1")
