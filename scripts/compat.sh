@@ -8,7 +8,7 @@
 #      installed together by uv as pip would (`pip install airflow_order_provider-*.whl
 #      "apache-airflow==X.Y.Z"`); the step fails if Airflow would be moved off VERSION;
 #   2. `airflow providers list` shows the provider;
-#   3. the tests that apply, from a copy of tests/ and dags/ in .compat/run-<minor> (so that the
+#   3. the tests that apply, from a copy of tests/, harness/ and dags/ in .compat/run-<minor> (so that the
 #      provider is imported from the installed wheel, never from this source tree): the unit tests,
 #      the dag.test() orders (happy, refused card, compensated after a refusal...: every one checks
 #      the services' audit ledger) and `airflow dags test` of a successful order (the deadline
@@ -70,7 +70,7 @@ for version in "${VERSIONS[@]}"; do
 
     rm -rf "$run"
     mkdir -p "$run"
-    cp -r "$ROOT/tests" "$ROOT/dags" "$ROOT/pyproject.toml" "$run/"
+    cp -r "$ROOT/tests" "$ROOT/harness" "$ROOT/dags" "$ROOT/pyproject.toml" "$run/"
     find "$run" -name __pycache__ -prune -exec rm -rf {} +
     where="$(cd "$run" && "$venv/bin/python" -c 'import airflow_order_provider as p; print(p.__file__)' 2>/dev/null | tail -1)"
     if [[ "$where" != "$venv"/* ]]; then

@@ -1,12 +1,10 @@
 """
-The chaos suite runs on the end-to-end harness of ``tests/integration``: its fixtures are imported
-here, not copied (``airflow_env``: a real Airflow on PostgreSQL; ``client``: the REST client with
-``order_processing`` unpaused; ``services``: the reference services, faults cleared after the test).
+The chaos suite runs on the end-to-end fixtures the integration tests use (:mod:`tests.e2e`:
+``airflow_env``, a real Airflow on PostgreSQL; ``client``, the REST client with ``order_processing``
+unpaused; ``services`` from tests/conftest.py, the reference services, faults cleared after the test).
 
-Imported fixtures are separate instances per directory, so a pytest session that also runs other
-end-to-end tests would bring up a second Airflow next to theirs. The chaos suite therefore runs in
-a pytest session of its own (``make chaos``); a session that also collects other end-to-end tests
-deselects it and says so.
+Its Airflow needs settings of its own (below), so the chaos suite runs in a pytest session of its
+own (``make chaos``); a session that also collects other end-to-end tests deselects it and says so.
 """
 
 from __future__ import annotations
@@ -16,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration import conftest as e2e
-from tests.integration.conftest import airflow_client, airflow_env, client, services  # noqa: F401
+from tests import e2e
 
 HERE = Path(__file__).parent
 _DESELECTED = pytest.StashKey[int]()
@@ -73,13 +70,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"[chaos] {config.stash[_DESELECTED]} chaos test(s) deselected: they need an Airflow of their own; "
             "run them alone with `make chaos` (or pytest tests/chaos)"
         )
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    # As tests/integration/conftest.py does for its tests: a failure keeps the Airflow home and
-    # prints the component logs at teardown.
-    report = yield
-    if report.failed:
-        item.session.stash[e2e._FAILED] = True
-    return report

@@ -23,7 +23,7 @@ SERVICES = ("payment", "inventory", "shipping", "notification")
 KILL_SERVICES = ("payment", "inventory", "shipping")
 PHASES = ("before", "after")
 
-#: The services' test values (docs/reference-services.md, tests/orders.py) and how often they are drawn.
+#: The services' test values (docs/reference-services.md, harness/orders.py) and how often they are drawn.
 DECLINED_METHODS = ("pm_card_declined", "pm_card_fraud", "pm_card_expired", "pm_card_insufficient_funds")
 OUT_OF_STOCK_SKU = "SKU-OUT-OF-STOCK"
 DISCONTINUED_SKU = "SKU-DISCONTINUED"

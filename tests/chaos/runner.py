@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from harness import wait_until_dead
 from tests.chaos.plan import (
     SERVICES,
     ChaosSettings,
@@ -38,7 +39,6 @@ from tests.chaos.plan import (
 )
 from tests.chaos.verdict import Evidence
 from tests.integration import test_worker_death_e2e as worker_death
-from tests.integration.airflow_harness import wait_until_dead
 
 DAG_ID = "order_processing"
 FINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})

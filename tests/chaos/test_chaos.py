@@ -17,10 +17,10 @@ from collections import Counter
 
 import pytest
 
+from harness import report
 from tests.chaos.plan import SERVICES, ChaosSettings, plan_kills, plan_orders, plan_stretches
 from tests.chaos.runner import DAG_ID, ChaosRun
 from tests.chaos.verdict import NEVER_SETTLED, judge
-from tests.integration.airflow_harness import report
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -104,7 +104,7 @@ def test_every_order_completes_once_or_is_undone_under_chaos(client, airflow_env
     )
     assert len(record.submitted) == settings.orders, f"only {len(record.submitted)} of {settings.orders} orders submitted"
     # A service down for a stretch and back, and the carrier's answers lost while parcels are picked
-    # up: every order still ends completed or fully compensated; nothing is left to a person (issue 19).
+    # up: every order still ends completed or fully compensated; nothing is left to a person.
     assert len(record.stretches) == len(stretches), (record.stretches, stretches)
     manual = {order_id: v.alerts for order_id, v in verdicts.items() if v.outcome == "manual"}
     assert not manual, f"{len(manual)} order(s) left to a person (CHAOS_SEED={settings.seed}): {manual}"

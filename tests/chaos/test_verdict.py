@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from harness.orders import EXAMPLE_ORDER, OPS_EMAIL
 from tests.chaos.verdict import Evidence, judge
-from tests.orders import EXAMPLE_ORDER, OPS_EMAIL
 
 ORDER = {**copy.deepcopy(EXAMPLE_ORDER), "order_id": "chaos-1"}
 
@@ -68,7 +68,7 @@ def test_something_live_after_an_undo_needs_an_alert_that_names_the_order():
     assert not judge(undone(charges=live, ledger=[*undone().ledger, other])).ok
     named = entry("notification", "email", to=OPS_EMAIL, subject="MANUAL INTERVENTION NEEDED: order chaos-1: x")
     # A stock hold left with a live alert is a person's task; a charge left with nothing shipping is
-    # the customer's money held, which no alert excuses (issue 19).
+    # the customer's money held, which no alert excuses.
     held = [{"reservation_id": "res-1", "status": "held"}]
     verdict = judge(undone(reservations=held, ledger=[*undone().ledger, named]))
     assert verdict.ok and verdict.outcome == "manual"
@@ -113,7 +113,7 @@ def test_an_address_change_accepted_after_the_shipping_step_started_is_a_violati
     assert "after schedule_shipment started" in judge(on_time).violations[0]
 
 
-# -- issue 19: money and goods never both gone, or both kept, alert or not --------------------------
+# -- money and goods never both gone, or both kept, alert or not -----------------------------------
 
 
 def ops_email(subject):

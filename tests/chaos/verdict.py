@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tests.orders import OPS_EMAIL
+from harness.orders import OPS_EMAIL
 
 MANUAL_PREFIX = "MANUAL INTERVENTION NEEDED: order "
 RESOLVED_PREFIX = "RESOLVED: order "

@@ -38,9 +38,9 @@ import yaml
 from order_services.testing import OrderServicesServer, free_port
 
 from airflow_order_provider.operators.approval import APPROVE
-from tests.integration.harness.client import AirflowClient
+from harness.client import AirflowClient
+from harness.orders import an_order, ledger, settled
 from tests.integration.test_distributed_e2e import DISTRIBUTED_SETTINGS, FINAL_STATUSES, HAPPY_LEDGER
-from tests.orders import an_order, ledger, settled
 
 pytestmark = pytest.mark.compose
 

@@ -1,6 +1,6 @@
 """
 Compensation that cannot finish: it never holds the customer's money, and never gives away the
-shop's goods (issue 19). Real runs of the order DAG through ``dag.test()`` against the reference
+shop's goods. Real runs of the order DAG through ``dag.test()`` against the reference
 services, asserting their ledger.
 
 The DAG is parsed with this deployment's policy overrides, as a deployment shortens them: every
@@ -16,9 +16,9 @@ import time
 
 import pytest
 
+from harness.orders import alerts, an_order, ledger
 from tests.compat import dag_bag_class
 from tests.dags.test_order_processing import outcome, run_order
-from tests.orders import alerts, an_order, ledger
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.orders import EXAMPLE_ORDER, alerts, an_order, ledger
 from tests.dags.test_order_processing import COMPENSATION, dag, outcome, run_order  # noqa: F401 (fixture)
-from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

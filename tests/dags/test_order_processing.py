@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
+from harness.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
 from tests.airflow_env import REPO
-from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -34,14 +34,13 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.harness import scenario
-from tests.integration.harness.common import REPO_ROOT, HarnessError
-from tests.integration.harness.deployment import AirflowDeployment
-from tests.integration.harness.postgres import PostgresDatabase
-from tests.integration.harness.scenario import installed, wait_until
+from harness import scenario
+from harness.common import REPO_ROOT, HarnessError
+from harness.deployment import AirflowDeployment
+from harness.postgres import PostgresDatabase
+from harness.scenario import installed, wait_until
 
 DAG_ID = "order_processing"
-SERVICES = ("payment", "inventory", "shipping", "notification")
 README = REPO_ROOT / "README.md"
 SECTION = "## Install into your Airflow"
 #: The README's commands, in its words; API-KEY and 127.0.0.1:8700 stand for the services' key and address.
@@ -110,7 +109,7 @@ def run(venv: Path, keep: bool) -> dict[str, float]:
     home = REPO_ROOT / ".compat" / f"install-{database.name}"
     home.mkdir(parents=True, exist_ok=True)
     os.environ["AIRFLOW_HOME"] = str(home / "driver")  # the helpers below import the provider
-    from tests.orders import COMPLETED, an_order, ledger
+    from harness.orders import COMPLETED, an_order, ledger
 
     # A copy of the repository's sources: the walk-through builds its wheel there (dist/).
     source = home / "source"

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from airflow_order_provider.operators.approval import APPROVE, REJECT
-from tests.orders import an_order, ledger
+from harness.orders import an_order, ledger
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,9 @@ import sys
 
 import pytest
 
+from harness.orders import an_order, ledger
+from harness.services import connection_env
 from tests.compat import needs_dags_test_with_deadline
-from tests.orders import an_order, ledger
 
 pytestmark = [pytest.mark.integration, needs_dags_test_with_deadline]
 
@@ -46,9 +47,7 @@ def cli_env(tmp_path_factory, order_services):
             "AIRFLOW__ORDER_PROVIDER__WORKFLOW_TIMEOUT": "18000",
         }
     )
-    uri = f"http://:{order_services.api_key}@{order_services.host}:{order_services.port}"
-    for service in ("payment", "inventory", "shipping", "notification"):
-        env[f"AIRFLOW_CONN_ORDER_{service.upper()}_DEFAULT"] = uri
+    env.update(connection_env(order_services))
 
     def airflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(

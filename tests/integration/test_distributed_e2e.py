@@ -3,7 +3,7 @@ Airflow's distributed engine running the order saga, without Docker: the CeleryE
 machine's Redis (broker) and PostgreSQL (metadata and result backend), two schedulers at once, two
 Celery workers each consuming some of the service queues plus the default queue, the triggerer and
 the API server, all on 127.0.0.1, each in its own process group (see
-:mod:`tests.integration.harness.celery`; the same topology as ``docker-compose.yaml``).
+:mod:`harness.celery`; the same topology as ``docker-compose.yaml``).
 
 Orders go in the way customers' orders do, all at once through ``POST /orders`` (the order API on
 Airflow's API server), and every claim is checked on the services' audit ledger:
@@ -41,7 +41,7 @@ import requests
 from order_services.testing import OrderServicesServer, start_order_services
 
 from airflow_order_provider.policies import policy_for
-from tests.integration.airflow_harness import (
+from harness import (
     REPO_ROOT,
     HarnessError,
     PostgresDatabase,
@@ -49,11 +49,12 @@ from tests.integration.airflow_harness import (
     process_info,
     read_env_file,
     report,
+    topology,
     wait_until_dead,
 )
-from tests.integration.harness import topology
-from tests.integration.harness.celery import CeleryDeployment, check_redis, redis_url
-from tests.orders import an_order, ledger
+from harness.celery import CeleryDeployment, check_redis, redis_url
+from harness.orders import an_order, ledger
+from harness.services import connections
 
 pytestmark = [pytest.mark.integration, pytest.mark.distributed]
 
@@ -124,21 +125,17 @@ def dist(request, tmp_path_factory):
     database.check_reachable()
     database.drop_stale()
     home = REPO_ROOT / ".e2e" / database.name
-    uri = f"http://:{API_KEY}@{services.host}:{services.port}"
     deployment = CeleryDeployment(
         home,
         database.url,
-        connections={f"order_{service}_default": uri for service in ("payment", "inventory", "shipping", "notification")},
+        connections=connections(services),
         extra_env={**read_env_file(REPO_ROOT / "deploy" / "airflow-order.env"), **DISTRIBUTED_SETTINGS},
     )
     failed = False
     t0 = time.monotonic()
     try:
         database.create()
-        deployment.prepare()
-        deployment.migrate()
-        deployment.start()
-        deployment.wait_ready()
+        deployment.bring_up()
         deployment.client.wait_for_dag(DAG_ID, timeout=180)
         deployment.client.unpause(DAG_ID)
         report(request.config, f"distributed Airflow up in {time.monotonic() - t0:.1f}s at {deployment.base_url}, home {home}")

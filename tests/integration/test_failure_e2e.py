@@ -13,7 +13,7 @@ import pytest
 
 from airflow_order_provider.policies import policy_for
 from airflow_order_provider.saga.failure import ABANDON, COMPENSATE, RETRY
-from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
+from harness.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 

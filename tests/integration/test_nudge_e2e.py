@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.orders import an_order, ledger
+from harness.orders import an_order, ledger
 
 pytestmark = pytest.mark.integration
 

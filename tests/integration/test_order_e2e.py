@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.airflow_harness import NOT_RUN_TI_STATES, report
-from tests.orders import _is_alert, an_order
+from harness import NOT_RUN_TI_STATES, report
+from harness.orders import _is_alert, an_order
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def run_id_for(kind: str) -> str:
 
 def operations(audit: list[dict]) -> Counter:
     """``Counter({(operation, status): n})`` of an order's audit entries, alerts to ops left out (as
-    :func:`tests.orders.ledger` does: a late order's deadline alert is no business operation)."""
+    :func:`harness.orders.ledger` does: a late order's deadline alert is no business operation)."""
     return Counter((entry["operation"], entry["status"]) for entry in audit if not _is_alert(entry))
 
 

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from airflow_order_provider import signals
-from tests.orders import an_order, ledger
+from harness.orders import an_order, ledger
 
 pytestmark = pytest.mark.integration
 

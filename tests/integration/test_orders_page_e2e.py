@@ -32,7 +32,7 @@ from websockets.sync.client import connect
 
 from airflow_order_provider import signals
 from airflow_order_provider.saga.failure import COMPENSATE
-from tests.orders import an_order
+from harness.orders import an_order
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()

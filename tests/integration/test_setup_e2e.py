@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.harness import scenario
-from tests.orders import an_order, ledger
+from harness import scenario
+from harness.orders import an_order, ledger
 
 pytestmark = pytest.mark.integration
 

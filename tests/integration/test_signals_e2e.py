@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
+from harness.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_a_cancel_after_the_shipment_is_scheduled_undoes_it_all_in_reverse(
         assert done == [*made, ("notification", "email", "succeeded")]
         assert client.xcom(DAG_ID, run_id, "complete_order")["cancel_request"]["honoured"] is False
     else:  # the cancel was read, then the parcel left before it could be called back: the order rolls
-        # forward (issue 19): completed with its charge and shipment, the confirmation sent, nothing refunded
+        # forward: completed with its charge and shipment, the confirmation sent, nothing refunded
         assert done == [*made, ("shipping", "cancel", "failed"), ("notification", "email", "succeeded")], done
         assert client.task_states(DAG_ID, run_id)["roll_forward_order"] == "success"
         assert orders_api("GET", f"/{order['order_id']}").json()["status"] == "completed"

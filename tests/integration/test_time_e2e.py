@@ -12,8 +12,8 @@ import pytest
 
 from airflow_order_provider.operators.approval import APPROVE, REJECT
 from airflow_order_provider.saga.failure import COMPENSATE
+from harness.orders import alerts, an_order, ledger, settled
 from tests.integration.test_failure_e2e import wait_for_decision_request
-from tests.orders import alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.integration.airflow_harness import (
+from harness import (
     ProcessInfo,
     process_ancestry,
     process_info,
@@ -44,7 +44,7 @@ from tests.integration.airflow_harness import (
     tail,
     wait_until_dead,
 )
-from tests.orders import an_order, ledger
+from harness.orders import an_order, ledger
 
 pytestmark = pytest.mark.integration
 

@@ -33,15 +33,15 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.harness import scenario
-from tests.integration.harness.common import REPO_ROOT, HarnessError, read_env_file
-from tests.integration.harness.deployment import AirflowDeployment
-from tests.integration.harness.postgres import PostgresDatabase
-from tests.integration.harness.scenario import installed, wait_until
+from harness import scenario
+from harness.common import REPO_ROOT, HarnessError, read_env_file
+from harness.deployment import AirflowDeployment
+from harness.postgres import PostgresDatabase
+from harness.scenario import installed, wait_until
+from harness.services import connections
 
 DAG_ID = "order_processing"
 APPROVAL_TASK = "approve_order"
-SERVICES = ("payment", "inventory", "shipping", "notification")
 DEPLOY_ENV_FILE = REPO_ROOT / "deploy" / "airflow-order.env"
 #: Above the approval threshold (100 000 minor units), as the approval tests order.
 HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
@@ -78,7 +78,7 @@ def run(venv: Path, version_from: str, version_to: str, keep: bool) -> dict[str,
     # The harness's helpers import the provider (from this repository's .venv): its Airflow
     # configuration goes to a folder of this run, not ~/airflow.
     os.environ["AIRFLOW_HOME"] = str(home / "driver")
-    from tests.orders import COMPLETED, an_order, ledger
+    from harness.orders import COMPLETED, an_order, ledger
 
     before = installed(python, home)
     if before["airflow"] != version_from or not before["file"].startswith(str(venv)):
@@ -87,10 +87,9 @@ def run(venv: Path, version_from: str, version_to: str, keep: bool) -> dict[str,
 
     services = start_order_services(home / "order-services.db", api_key=secrets.token_urlsafe(16),
                                     log_path=home / "order-services.log")
-    uri = f"http://:{services.api_key}@{services.host}:{services.port}"
     deployment = AirflowDeployment(
         home / "airflow", database.url, python=str(python),
-        connections={f"order_{service}_default": uri for service in SERVICES},
+        connections=connections(services),
         extra_env={**read_env_file(DEPLOY_ENV_FILE), **SETTINGS},
     )
     failed = True

@@ -109,8 +109,8 @@ def test_iso_4217_currencies_are_accepted(order_services, currency):
     assert ledger(order_services.audit(order_id)) == [("payment", "charge", "succeeded")]
 
 
-def test_admin_fault_seed_and_latency_bounds(clean_faults):
-    server = clean_faults
+def test_admin_fault_seed_and_latency_bounds(services):
+    server = services
     for body, field in (
         ({"service": "payment", "seed": 2**64}, "seed"),
         ({"service": "payment", "seed": -1}, "seed"),

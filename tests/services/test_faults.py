@@ -11,8 +11,8 @@ def outcomes(server, service_path, count):
     return [server.get_response(service_path).status_code for _ in range(count)]
 
 
-def test_error_rate_one_fails_everything_and_writes_nothing(clean_faults):
-    server = clean_faults
+def test_error_rate_one_fails_everything_and_writes_nothing(services):
+    server = services
     config = server.set_faults("payment", error_rate=1.0)
     assert config["service"] == "payment"
     assert config["error_rate"] == 1.0
@@ -38,8 +38,8 @@ def test_error_rate_one_fails_everything_and_writes_nothing(clean_faults):
     ]
 
 
-def test_seeded_error_rate_is_reproducible(clean_faults):
-    server = clean_faults
+def test_seeded_error_rate_is_reproducible(services):
+    server = services
     server.set_faults("payment", error_rate=0.5, seed=7)
     first = outcomes(server, "/payment/charges/pay_missing", 30)
     server.set_faults("payment", error_rate=0.5, seed=7)
@@ -50,8 +50,8 @@ def test_seeded_error_rate_is_reproducible(clean_faults):
     assert outcomes(server, "/payment/charges/pay_missing", 30) != first
 
 
-def test_list_and_delete_faults(clean_faults):
-    server = clean_faults
+def test_list_and_delete_faults(services):
+    server = services
     server.set_faults("inventory", error_rate=1.0, seed=3)
     server.set_faults("shipping", latency_ms=10, seed=4)
     assert server.faults() == [
@@ -68,8 +68,8 @@ def test_list_and_delete_faults(clean_faults):
     assert server.post_response("/inventory/reservations", body, idempotency_key=new_key()).status_code == 201
 
 
-def test_latency_slows_calls(clean_faults):
-    server = clean_faults
+def test_latency_slows_calls(services):
+    server = services
     server.set_faults("notification", latency_ms=300)
     started = time.monotonic()
     response = server.get_response("/notification/outbox", params={"order_id": new_order()})
@@ -78,8 +78,8 @@ def test_latency_slows_calls(clean_faults):
     assert elapsed >= 0.3
 
 
-def test_invalid_fault_configs_are_422(clean_faults):
-    server = clean_faults
+def test_invalid_fault_configs_are_422(services):
+    server = services
     bad_rate = server.post_response("/admin/faults", {"service": "payment", "error_rate": 1.5})
     assert bad_rate.status_code == 422
     assert "error_rate" in bad_rate.json()["error"]["message"]

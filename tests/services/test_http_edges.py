@@ -82,8 +82,8 @@ def test_nesting_up_to_the_limit_is_parsed(order_services):
     assert "nested" in assert_unparseable(post_raw(order_services, "/payment/charges", too_deep))
 
 
-def test_unparseable_body_is_422_on_every_service_and_admin(clean_faults):
-    server = clean_faults
+def test_unparseable_body_is_422_on_every_service_and_admin(services):
+    server = services
     for path in (
         "/payment/charges",
         "/payment/charges/pay_x/refund",

@@ -34,8 +34,8 @@ def received(server, service):
     return server.get("/admin/faults")["received"][service]
 
 
-def test_phase_defaults_to_before_and_is_listed(clean_faults):
-    server = clean_faults
+def test_phase_defaults_to_before_and_is_listed(services):
+    server = services
     before = set_faults(server, service="payment", error_rate=1.0, seed=1)
     after = set_faults(server, service="inventory", error_rate=0.5, latency_ms=5, seed=2, phase="after")
     assert before == {"service": "payment", "error_rate": 1.0, "latency_ms": 0, "seed": 1, "phase": "before"}
@@ -46,8 +46,8 @@ def test_phase_defaults_to_before_and_is_listed(clean_faults):
 
 
 @pytest.mark.parametrize("phase", ["during", "AFTER", "", None, 1])
-def test_unknown_phase_is_422_and_changes_nothing(clean_faults, phase):
-    server = clean_faults
+def test_unknown_phase_is_422_and_changes_nothing(services, phase):
+    server = services
     response = server.post_response(
         "/admin/faults", {"service": "payment", "error_rate": 1.0, "phase": phase}
     )
@@ -57,8 +57,8 @@ def test_unknown_phase_is_422_and_changes_nothing(clean_faults, phase):
     assert server.faults() == []
 
 
-def test_before_phase_does_nothing_and_answers_503(clean_faults):
-    server = clean_faults
+def test_before_phase_does_nothing_and_answers_503(services):
+    server = services
     set_faults(server, service="payment", error_rate=1.0, phase="before")
     order_id = new_order()
     response = server.post_response("/payment/charges", charge_body(order_id), idempotency_key=new_key())
@@ -69,8 +69,8 @@ def test_before_phase_does_nothing_and_answers_503(clean_faults):
     assert server.get("/payment/charges", params={"order_id": order_id}) == {"charges": []}
 
 
-def test_after_phase_commits_the_charge_then_answers_503(clean_faults):
-    server = clean_faults
+def test_after_phase_commits_the_charge_then_answers_503(services):
+    server = services
     set_faults(server, service="payment", error_rate=1.0, phase="after", seed=3)
     order_id = new_order()
     key = new_key()
@@ -95,8 +95,8 @@ def test_after_phase_commits_the_charge_then_answers_503(clean_faults):
     assert server.audit(order_id) == entries
 
 
-def test_after_phase_commits_a_reservation_and_its_stock(clean_faults):
-    server = clean_faults
+def test_after_phase_commits_a_reservation_and_its_stock(services):
+    server = services
     set_faults(server, service="inventory", error_rate=1.0, phase="after")
     order_id, sku = new_order(), new_sku()
     key = new_key()
@@ -111,9 +111,9 @@ def test_after_phase_commits_a_reservation_and_its_stock(clean_faults):
     assert ledger(server.audit(order_id)) == [("inventory", "reserve", "succeeded")]
 
 
-def test_after_phase_with_latency_commits_before_the_client_gives_up(clean_faults):
+def test_after_phase_with_latency_commits_before_the_client_gives_up(services):
     """The client times out while the service hangs; the charge is committed all the same."""
-    server = clean_faults
+    server = services
     set_faults(server, service="payment", error_rate=1.0, latency_ms=1500, phase="after")
     order_id = new_order()
     with pytest.raises(requests.Timeout):
@@ -126,8 +126,8 @@ def test_after_phase_with_latency_commits_before_the_client_gives_up(clean_fault
     assert charge["status"] == "succeeded"
 
 
-def test_after_phase_latency_without_a_drawn_fault_delays_the_real_answer(clean_faults):
-    server = clean_faults
+def test_after_phase_latency_without_a_drawn_fault_delays_the_real_answer(services):
+    server = services
     set_faults(server, service="notification", error_rate=0.0, latency_ms=300, phase="after")
     order_id = new_order()
     started = time.monotonic()
@@ -137,8 +137,8 @@ def test_after_phase_latency_without_a_drawn_fault_delays_the_real_answer(clean_
     assert ledger(server.audit(order_id)) == [("notification", "email", "succeeded")]
 
 
-def test_after_phase_business_error_is_committed_then_answered_503(clean_faults):
-    server = clean_faults
+def test_after_phase_business_error_is_committed_then_answered_503(services):
+    server = services
     set_faults(server, service="payment", error_rate=1.0, phase="after")
     order_id = new_order()
     key = new_key()
@@ -152,8 +152,8 @@ def test_after_phase_business_error_is_committed_then_answered_503(clean_faults)
 
 
 @pytest.mark.parametrize("phase", ["before", "after"])
-def test_seeded_draws_are_reproducible_in_both_phases(clean_faults, phase):
-    server = clean_faults
+def test_seeded_draws_are_reproducible_in_both_phases(services, phase):
+    server = services
 
     def outcomes():
         set_faults(server, service="notification", error_rate=0.5, seed=11, phase=phase)
@@ -173,8 +173,8 @@ def test_seeded_draws_are_reproducible_in_both_phases(clean_faults, phase):
     ] == first
 
 
-def test_received_counts_every_request_that_reaches_a_service(clean_faults):
-    server = clean_faults
+def test_received_counts_every_request_that_reaches_a_service(services):
+    server = services
     start = server.get("/admin/faults")["received"]
     order_id = new_order()
     server.get_response("/payment/charges/pay_missing")  # 404
@@ -193,10 +193,10 @@ def test_received_counts_every_request_that_reaches_a_service(clean_faults):
     assert server.get("/admin/faults")["received"]["payment"] == now["payment"]
 
 
-def test_received_is_counted_on_arrival_so_a_race_test_can_wait_for_it(clean_faults):
+def test_received_is_counted_on_arrival_so_a_race_test_can_wait_for_it(services):
     """A slow charge is counted while it still hangs in the service: the test waits on the counter,
     not on a sleep, and then acts while the call is known to be in flight."""
-    server = clean_faults
+    server = services
     set_faults(server, service="payment", error_rate=1.0, latency_ms=1500, phase="after")
     order_id = new_order()
     baseline = received(server, "payment")
@@ -218,8 +218,8 @@ def test_received_is_counted_on_arrival_so_a_race_test_can_wait_for_it(clean_fau
     assert ledger(server.audit(order_id)) == [("payment", "charge", "succeeded")]
 
 
-def test_testing_helpers_know_the_phase_and_the_counters(clean_faults):
-    server = clean_faults
+def test_testing_helpers_know_the_phase_and_the_counters(services):
+    server = services
     config = server.set_faults("shipping", error_rate=1.0, seed=5, phase="after")
     assert config["phase"] == "after"
     assert server.faults() == [config]

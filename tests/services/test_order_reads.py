@@ -200,8 +200,8 @@ def test_reads_need_the_api_key(order_services, path, field):
 
 
 @pytest.mark.parametrize(("path", "field"), LISTS)
-def test_reads_are_subject_to_their_services_faults(clean_faults, path, field):
-    server = clean_faults
+def test_reads_are_subject_to_their_services_faults(services, path, field):
+    server = services
     service = path.strip("/").split("/")[0]
     server.set_faults(service, error_rate=1.0)
     response = server.get_response(path, params={"order_id": new_order()})

@@ -1,7 +1,7 @@
 """
 ``docker-compose.yaml`` runs what the distributed end-to-end test runs.
 
-Both follow :mod:`tests.integration.harness.topology`: the same Airflow components with the same
+Both follow :mod:`harness.topology`: the same Airflow components with the same
 commands (the harness adds only flags for processes that share one log folder), the same Celery
 settings, deploy/airflow-order.env for every Airflow component, and the policy table's queues,
 each consumed by some worker. The file is also checked by ``docker-compose config -q`` (in
@@ -21,8 +21,8 @@ import yaml
 
 from airflow_order_provider.policies import policy_for, worker_autoscale
 from airflow_order_provider.workers import autoscale_variable
-from tests.integration.harness import topology
-from tests.integration.harness.celery import CeleryDeployment
+from harness import topology
+from harness.celery import CeleryDeployment
 
 REPO = Path(__file__).resolve().parents[2]
 TRYOUT_ENV = REPO / "deploy" / "compose-tryout.env"

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_order_provider.exceptions import InvalidOrderError
 from airflow_order_provider.models import parse_order
-from tests.orders import EXAMPLE_ORDER as GOOD
+from harness.orders import EXAMPLE_ORDER as GOOD
 
 
 def variant(**changes):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from airflow_order_provider.order_form import EXAMPLE_ORDER, FORM_FILE, generate, order_params
-from tests.integration.harness.common import REPO_ROOT
+from harness.common import REPO_ROOT
 
 
 def test_the_generated_form_is_the_order_models():

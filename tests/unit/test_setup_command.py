@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from airflow_order_provider.version_compat import HAS_PROVIDER_CLI
+from harness.services import SERVICES, connection_env
 from tests.compat import needs_provider_cli
 
 POOLS = {"order_payment": 5, "order_inventory": 10, "order_shipping": 3, "order_notification": 2}
-SERVICES = ("payment", "inventory", "shipping", "notification")
 CHECK = (
     "import json; from airflow.utils.session import create_session;"
     "from airflow_order_provider.deployment import check;"
@@ -54,11 +54,6 @@ def run(home: Path, command: list[str], **extra: str) -> subprocess.CompletedPro
     return subprocess.run(command, env=environment(home, **extra), capture_output=True, text=True, timeout=300)
 
 
-def connections(server) -> dict[str, str]:
-    return {f"AIRFLOW_CONN_ORDER_{s.upper()}_DEFAULT": f"http://:{server.api_key}@{server.host}:{server.port}"
-            for s in SERVICES}
-
-
 def test_setup_creates_the_pools_updates_them_and_checks_the_connections(airflow_home, order_services):
     before = json.loads(run(airflow_home, [sys.executable, "-c", CHECK]).stdout.strip().splitlines()[-1])
     assert not before["ok"]
@@ -76,7 +71,7 @@ def test_setup_creates_the_pools_updates_them_and_checks_the_connections(airflow
     assert "4 problem(s)" in first.stderr
 
     # The connections to the real services, and a deployment that sizes its payment pool.
-    second = run(airflow_home, setup_command(), **connections(order_services),
+    second = run(airflow_home, setup_command(), **connection_env(order_services),
                  AIRFLOW__ORDER_PROVIDER__POLICY_OVERRIDES='{"payment": {"pool_slots": 7}}')
     assert second.returncode == 0, second.stdout + second.stderr[-2000:]
     assert "pool order_payment: 5 -> 7 slots" in second.stdout
@@ -85,7 +80,7 @@ def test_setup_creates_the_pools_updates_them_and_checks_the_connections(airflow
         assert f"connection order_{service}_default ({service}): ok" in second.stdout
     assert "The deployment is ready for orders." in second.stdout
 
-    after = json.loads(run(airflow_home, [sys.executable, "-c", CHECK], **connections(order_services)).stdout
+    after = json.loads(run(airflow_home, [sys.executable, "-c", CHECK], **connection_env(order_services)).stdout
                        .strip().splitlines()[-1])
     assert after["ok"], after["problems"]
     assert after["pools"]["order_payment"] == {"slots": 7, "expected_slots": 5}
@@ -120,7 +115,7 @@ def test_connections_stored_in_the_metadata_database_are_checked(tmp_path_factor
 
 def test_a_wrong_api_key_fails_the_check(airflow_home, order_services):
     wrong = {name: url.replace(f":{order_services.api_key}@", ":wrong-key@")
-             for name, url in connections(order_services).items()}
+             for name, url in connection_env(order_services).items()}
     out = run(airflow_home, setup_command(), **wrong)
     assert out.returncode == 1
     assert "connection order_payment_default (payment): FAILED" in out.stdout

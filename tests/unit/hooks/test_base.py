@@ -1,10 +1,12 @@
-"""The shared hook behaviour, against the real reference services on loopback."""
+"""The shared hook behaviour: against the real reference services on loopback where the services' state is
+the point, against the services answered in process (``service_double``) where the provider's handling is."""
 
 from __future__ import annotations
 
 import logging
 import socket
 
+import httpx
 import pytest
 
 from airflow_order_provider.exceptions import (
@@ -16,7 +18,7 @@ from airflow_order_provider.exceptions import (
 )
 from airflow_order_provider.hooks.base import BearerTokenAuth
 from airflow_order_provider.hooks.payment import PaymentHook
-from tests.orders import ledger
+from harness.orders import ledger
 
 CHARGE = {"customer_id": "cus-42", "amount": 1000, "currency": "USD", "payment_method": "pm_card_ok"}
 
@@ -34,25 +36,26 @@ def test_wrong_api_key_is_an_authentication_error(order_services, monkeypatch, o
     assert order_services.audit(order_id) == []
 
 
-def test_the_api_key_never_reaches_the_log(service_connections, order_id, caplog):
+def test_the_api_key_never_reaches_the_log(service_double, order_id, caplog):
+    service_double.answer = lambda request: httpx.Response(
+        201, json={"payment_id": "pay_1", "order_id": order_id, "status": "succeeded"}
+    )
     caplog.set_level(logging.DEBUG)
     hook = PaymentHook()
     hook.charge(order_id=order_id, idempotency_key=f"{order_id}:t", **CHARGE)
-    assert service_connections.api_key not in caplog.text
-    assert service_connections.api_key not in repr(hook.session.auth)
+    assert service_double.requests[0].headers["Authorization"] == f"Bearer {service_double.API_KEY}"
+    assert service_double.API_KEY not in caplog.text
+    assert service_double.API_KEY not in repr(hook.session.auth)
     assert repr(BearerTokenAuth("s3cret")) == "BearerTokenAuth(***)"
 
 
-def test_session_is_created_once(service_connections):
+def test_session_is_created_once(service_double):
     hook = PaymentHook()
     assert hook.session is hook.session
 
 
-def test_request_timeout_comes_from_the_connection(order_services, monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT",
-        f"http://:{order_services.api_key}@{order_services.host}:{order_services.port}?timeout=2.5",
-    )
+def test_request_timeout_comes_from_the_connection(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ORDER_PAYMENT_DEFAULT", "http://:key@services.test:8700?timeout=2.5")
     assert PaymentHook().request_timeout == 2.5
     assert PaymentHook(timeout=4).request_timeout == 4
 
@@ -65,10 +68,15 @@ def test_503_is_transient(service_connections, order_id):
     assert service_connections.audit(order_id) == []
 
 
-def test_a_slow_answer_is_a_timeout(service_connections, order_id):
-    service_connections.set_faults("payment", latency_ms=1500, seed=1)
+def test_a_slow_answer_is_a_timeout(service_double):
+    def too_slow(request: httpx.Request) -> httpx.Response:
+        assert request.extensions["timeout"]["read"] == 0.3  # the request waits as long as the hook says
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    service_double.answer = too_slow
     with pytest.raises(ServiceTimeoutError, match="no answer within 0.3 s"):
         PaymentHook(timeout=0.3).get_charge("pay_missing")
+    assert [r.url.path for r in service_double.requests] == ["/payment/charges/pay_missing"]
 
 
 def test_nothing_listening_is_a_connection_error(monkeypatch):

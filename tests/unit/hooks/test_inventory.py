@@ -6,7 +6,7 @@ import pytest
 
 from airflow_order_provider.exceptions import ItemDiscontinuedError, OutOfStockError, RegionNotServicedError
 from airflow_order_provider.hooks.inventory import InventoryHook
-from tests.orders import ledger
+from harness.orders import ledger
 
 
 def reserve(order_id, items, region="eu-west"):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from airflow_order_provider.hooks.notification import NotificationHook
-from tests.orders import ledger
+from harness.orders import ledger
 
 
 def test_send_email_lands_in_the_outbox_once(service_connections, order_id):

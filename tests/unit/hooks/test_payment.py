@@ -11,7 +11,7 @@ from airflow_order_provider.exceptions import (
     PaymentNotFoundError,
 )
 from airflow_order_provider.hooks.payment import PaymentHook
-from tests.orders import ledger
+from harness.orders import ledger
 
 
 def charge(order_id, payment_method="pm_card_ok", amount=2500, key=None):

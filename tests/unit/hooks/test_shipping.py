@@ -5,7 +5,7 @@ import pytest
 from airflow_order_provider.exceptions import AddressUndeliverableError
 from airflow_order_provider.hooks.inventory import InventoryHook
 from airflow_order_provider.hooks.shipping import ShippingHook
-from tests.orders import ledger
+from harness.orders import ledger
 
 ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
            "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_order_provider.notifications import alerts
-from tests.orders import OPS_EMAIL
+from harness.orders import OPS_EMAIL
 
 
 def test_an_alert_email_is_retried_through_a_passing_outage_and_sent_once(service_connections, order_id, monkeypatch):

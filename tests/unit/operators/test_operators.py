@@ -15,7 +15,7 @@ from airflow_order_provider.operators.payment import ProcessPaymentOperator, Ref
 from airflow_order_provider.operators.shipping import CancelShipmentOperator, ScheduleShipmentOperator
 from airflow_order_provider.policies import PAYMENT
 from airflow_order_provider.version_compat import HAS_RETRY_POLICY, exponential_backoff
-from tests.orders import ledger
+from harness.orders import ledger
 
 ADDRESS = {"name": "Ada Lovelace", "line1": "12 St James's Sq", "city": "London",
            "postal_code": "SW1Y 4JH", "country": "GB", "region": "eu-west"}
@@ -62,7 +62,7 @@ def test_idempotency_key_depends_on_order_and_action_only():
     assert idempotency_key("ord-7", "payment.charge") == "ord-7:payment.charge"
 
 
-def test_hook_is_cached(service_connections):
+def test_hook_is_cached(service_double):
     op = payment_op()
     assert op.hook is op.hook
     assert op.hook.conn_id == "order_payment_default"
@@ -139,7 +139,7 @@ def test_a_saga_step_gets_the_validated_order_from_the_conf_as_validate_order_pu
 
     from airflow_order_provider.operators.order import ValidateOrderOperator
     from airflow_order_provider.order_saga import ORDER_SAGA
-    from tests.orders import EXAMPLE_ORDER
+    from harness.orders import EXAMPLE_ORDER
 
     conf = {**EXAMPLE_ORDER, "customer_id": "  cus-1  "}
     run = SimpleNamespace(dag_id="order_processing", run_id="run-1", conf=conf)

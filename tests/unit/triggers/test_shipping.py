@@ -1,6 +1,7 @@
 """
 The wait for the carrier's pickup in the triggerer, and the hook's asynchronous path beneath it,
-against real reference services over loopback.
+against real reference services over loopback; the hook's handling of a 503 and of a slow answer
+against the services answered in process (``service_double``).
 
 Shipments that must stay ``scheduled`` come from the session's services (dispatch after 5 s);
 shipments that must reach ``dispatched`` come from services started here with a 0.5 s dispatch
@@ -17,7 +18,9 @@ import socket
 import time
 from importlib import import_module
 
+import httpx
 import pytest
+from order_services.errors import SERVICE_UNAVAILABLE, SHIPMENT_NOT_FOUND, error_body
 
 from airflow_order_provider.exceptions import (
     ServiceAuthenticationError,
@@ -94,21 +97,31 @@ def test_async_wrong_api_key_is_an_authentication_error(order_services, monkeypa
     assert raised.value.status_code == 401
 
 
-def test_async_503_is_transient(fast_connections):
-    fast_connections.set_faults("shipping", error_rate=1.0, seed=1)
+def test_async_503_is_transient(service_double):
+    # What the services answer while a fault is injected (order_services.middleware).
+    service_double.answer = lambda request: httpx.Response(
+        503, json=error_body(SERVICE_UNAVAILABLE, "shipping service unavailable (injected fault)")
+    )
     with pytest.raises(ServiceUnavailableError) as raised:
         asyncio.run(ShippingHook().async_get_shipment("shp_x"))
     assert raised.value.status_code == 503
+    assert raised.value.error_type == SERVICE_UNAVAILABLE
+    (request,) = service_double.requests
+    assert request.url.path == "/shipping/shipments/shp_x"
+    assert request.headers["Authorization"] == f"Bearer {service_double.API_KEY}"
 
 
-def test_async_slow_answer_is_a_timeout_from_the_connection(fast_connections, monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ORDER_SHIPPING_DEFAULT",
-        f"http://:{fast_connections.api_key}@{fast_connections.host}:{fast_connections.port}?timeout=0.3",
-    )
-    fast_connections.set_faults("shipping", latency_ms=1500, seed=1)
+def test_async_slow_answer_is_a_timeout_from_the_connection(service_double, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ORDER_SHIPPING_DEFAULT", f"{service_double.URI}?timeout=0.3")
+
+    def too_slow(request: httpx.Request) -> httpx.Response:
+        assert request.extensions["timeout"]["read"] == 0.3  # the connection's timeout is what the request waits
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    service_double.answer = too_slow
     with pytest.raises(ServiceTimeoutError, match="no answer within 0.3 s"):
         asyncio.run(ShippingHook().async_get_shipment("shp_x"))
+    assert len(service_double.requests) == 1
 
 
 def test_async_nothing_listening_is_a_connection_error(monkeypatch):
@@ -120,15 +133,19 @@ def test_async_nothing_listening_is_a_connection_error(monkeypatch):
         asyncio.run(ShippingHook().async_get_shipment("shp_x"))
 
 
-def test_async_path_never_logs_the_api_key(service_connections, caplog, capfd):
+def test_async_path_never_logs_the_api_key(service_double, caplog, capfd):
+    service_double.answer = lambda request: httpx.Response(
+        404, json=error_body(SHIPMENT_NOT_FOUND, "shipment shp_x not found")
+    )
     caplog.set_level(logging.DEBUG)
     hook = ShippingHook()
     with pytest.raises(ShipmentNotFoundError):
         asyncio.run(hook.async_get_shipment("shp_x"))
+    assert service_double.requests[0].headers["Authorization"] == f"Bearer {service_double.API_KEY}"
     logged = caplog.text + "".join(capfd.readouterr())  # Airflow's structlog writes to stdout
     assert "get shipment: GET /shipping/shipments/shp_x" in logged
-    assert service_connections.api_key not in logged
-    assert service_connections.api_key not in repr(hook._async_target)
+    assert service_double.API_KEY not in logged
+    assert service_double.API_KEY not in repr(hook._async_target)
 
 
 # -- the trigger ----------------------------------------------------------------------------------

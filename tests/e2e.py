@@ -1,4 +1,5 @@
-"""Fixtures for the end-to-end tests: a real Airflow 3 on PostgreSQL against the reference services.
+"""The end-to-end fixtures (a pytest plugin, registered by ``tests/conftest.py``): a real Airflow 3 on
+PostgreSQL against the reference services, for the integration tests and the chaos suite alike.
 
 ``airflow_env`` (session scope) brings up, once per test session:
 
@@ -9,13 +10,13 @@
 * the four ``order_*_default`` connections pointing at the ``order_services`` fixture
   (from tests/conftest.py).
 
-Configuration, lowest precedence first: the harness's own settings (airflow_harness.py), the
+Configuration, lowest precedence first: the harness's own settings (harness/deployment.py), the
 settings this project ships for a deployment (``deploy/airflow-order.env``), then this suite's
-shorter values (``E2E_DEPLOYMENT_SETTINGS`` below).
+shorter values (``E2E_DEPLOYMENT_SETTINGS`` below; the chaos suite adds its own when it runs alone).
 
 The AIRFLOW_HOME (config, component logs, task logs) lives in ``.e2e/<db name>/`` in the
-repository; it is deleted after a fully passing session and kept after a failure (or always
-with ``ORDER_E2E_KEEP=1``).
+repository; it is deleted after a session in which no test that used it failed and kept otherwise
+(or always with ``ORDER_E2E_KEEP=1``).
 
 Environment knobs: ``ORDER_E2E_PG_HOST``/``_PORT``/``_USER``, ``ORDER_E2E_DAGS_FOLDER``
 (default: the repository's ``dags/``), ``ORDER_E2E_KEEP``.
@@ -31,11 +32,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.airflow_harness import (
+from harness import (
     REPO_ROOT,
     AirflowClient,
     AirflowDeployment,
@@ -44,8 +44,7 @@ from tests.integration.airflow_harness import (
     read_env_file,
     report,
 )
-
-SERVICES = ("payment", "inventory", "shipping", "notification")
+from harness.services import connections
 
 #: The settings this project ships for a deployment (timeouts, orders in flight); the e2e deployment
 #: runs with them, and with E2E_DEPLOYMENT_SETTINGS on top.
@@ -96,14 +95,6 @@ E2E_DEPLOYMENT_SETTINGS = {
 _FAILED = pytest.StashKey[bool]()
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "distributed: runs a distributed Airflow (CeleryExecutor, two schedulers, Celery workers per queue) "
-        "on Redis and PostgreSQL; its own pytest run in `make test` (one Airflow stack at a time)",
-    )
-
-
 @dataclass
 class AirflowEnv:
     """What the end-to-end tests get: the running deployment and a logged-in REST client."""
@@ -128,17 +119,11 @@ class AirflowEnv:
         return self.deployment.diagnostics(lines)
 
 
-def connection_uri(base_url: str, api_key: str | None) -> str:
-    """``http://:KEY@HOST:PORT`` for the provider's hooks (the API key is the password)."""
-    parts = urlsplit(base_url)
-    auth = f":{api_key}@" if api_key else ""
-    return f"{parts.scheme or 'http'}://{auth}{parts.hostname}:{parts.port}"
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
+    # A failed test that used the deployment keeps its Airflow home and prints the component logs at teardown.
     outcome = yield
-    if outcome.failed:
+    if outcome.failed and "airflow_env" in getattr(item, "fixturenames", ()):
         item.session.stash[_FAILED] = True
     return outcome
 
@@ -162,22 +147,17 @@ def airflow_env(request, order_services):
 
     home = REPO_ROOT / ".e2e" / database.name
     dags_folder = Path(os.environ.get("ORDER_E2E_DAGS_FOLDER") or REPO_ROOT / "dags")
-    api_key = getattr(order_services, "api_key", None)
-    uri = connection_uri(order_services.base_url, api_key)
     deployment = AirflowDeployment(
         home,
         database.url,
         dags_folder=dags_folder,
-        connections={f"order_{service}_default": uri for service in SERVICES},
+        connections=connections(order_services),
         extra_env={**read_env_file(DEPLOY_ENV_FILE), **E2E_DEPLOYMENT_SETTINGS},
     )
     env = AirflowEnv(deployment=deployment, client=deployment.client, database=database)
     try:
         database.create()
-        deployment.prepare()
-        deployment.migrate()
-        deployment.start()
-        deployment.wait_ready()
+        deployment.bring_up()
         env.client = deployment.client
         env.timings.update(deployment.timings)
         env.timings["bring_up_s"] = time.monotonic() - t0
@@ -213,7 +193,7 @@ def airflow_client(airflow_env) -> AirflowClient:
     return airflow_env.client
 
 
-__all__ = ["AirflowEnv", "HarnessError", "airflow_client", "airflow_env", "connection_uri"]
+__all__ = ["AirflowEnv", "HarnessError", "airflow_client", "airflow_env", "client"]
 
 
 ORDER_DAG_ID = "order_processing"
@@ -226,10 +206,3 @@ def client(airflow_env, order_services):
     airflow_env.client.wait_for_dag(ORDER_DAG_ID, timeout=120)
     airflow_env.client.unpause(ORDER_DAG_ID)
     return airflow_env.client
-
-
-@pytest.fixture
-def services(order_services):
-    """The reference services; the faults a test injects are cleared after it."""
-    yield order_services
-    order_services.clear_faults()

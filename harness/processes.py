@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.harness.common import (
+from harness.common import (
     HarnessError,
     tail,
 )

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 # Task-instance states that mean "this task never ran".
 NOT_RUN_TI_STATES = frozenset({None, "none", "upstream_failed", "skipped", "removed", "scheduled", "queued"})

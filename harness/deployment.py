@@ -14,14 +14,14 @@ from typing import Any
 
 import requests
 
-from tests.integration.harness.client import AirflowClient
-from tests.integration.harness.common import (
+from harness.client import AirflowClient
+from harness.common import (
     REPO_ROOT,
     HarnessError,
     free_port,
     tail,
 )
-from tests.integration.harness.processes import (
+from harness.processes import (
     ManagedProcess,
     run_logged,
 )
@@ -194,6 +194,14 @@ class AirflowDeployment:
             timeout,
             cwd=self.home,
         )
+
+    def bring_up(self) -> dict:
+        """Prepare the home, migrate the database (with the order pools), start every component and
+        wait until all are healthy; the database must exist. Returns the last health answer."""
+        self.prepare()
+        self.migrate()
+        self.start()
+        return self.wait_ready()
 
     def start(self) -> None:
         env = self.environment()

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import requests
 
-from tests.integration.harness.common import (
+from harness.common import (
     TERMINAL_RUN_STATES,
     HarnessError,
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_order_provider.order_form import EXAMPLE_ORDER as _EXAMPLE
 
-#: The example order of the issue and of the DAG's trigger form (the provider's own).
+#: The example order of the DAG's trigger form (the provider's own).
 EXAMPLE_ORDER: dict[str, Any] = copy.deepcopy(_EXAMPLE)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.harness.common import HarnessError
+from harness.common import HarnessError
 
 
 def log(prefix: str, text: str) -> None:

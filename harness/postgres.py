@@ -6,7 +6,7 @@ import os
 import re
 import secrets
 
-from tests.integration.harness.common import (
+from harness.common import (
     HarnessError,
     _pid_alive,
 )

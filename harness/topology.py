@@ -2,7 +2,7 @@
 What a distributed deployment of the order provider runs, in one place.
 
 The compose file (``docker-compose.yaml``) and the distributed end-to-end test
-(``tests/integration/test_distributed_e2e.py``, through :class:`~tests.integration.harness.celery.CeleryDeployment`)
+(``tests/integration/test_distributed_e2e.py``, through :class:`~harness.celery.CeleryDeployment`)
 run the same components with the same commands, the same Celery settings and the same queues;
 ``tests/unit/test_compose.py`` holds the compose file to this module. The queues come from the
 policy table (:mod:`airflow_order_provider.policies`): one per service, plus Airflow's default queue

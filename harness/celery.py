@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.integration.airflow_harness import AirflowDeployment, HarnessError, ManagedProcess, tail
-from tests.integration.harness import topology
+from harness import topology
+from harness.common import HarnessError, tail
+from harness.deployment import AirflowDeployment
+from harness.processes import ManagedProcess
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 #: Processes each Celery worker runs tasks in.
