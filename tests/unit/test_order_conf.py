@@ -9,7 +9,7 @@ import pytest
 from airflow_order_provider.exceptions import InvalidOrderError
 from airflow_order_provider.models import parse_order
 from airflow_order_provider.order_conf import order_id_of, order_of, order_payload, trusted_order
-from tests.orders import EXAMPLE_ORDER
+from harness.orders import EXAMPLE_ORDER
 
 
 def run(conf, run_id="run-1"):

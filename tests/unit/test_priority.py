@@ -56,14 +56,14 @@ def _order(conf):
     ],
 )
 def test_tier(conf, weight):
-    from tests.orders import EXAMPLE_ORDER
+    from harness.orders import EXAMPLE_ORDER
 
     order = _order(None if conf is None else {**EXAMPLE_ORDER, **conf})
     assert order_weight(1, order, placed_at=NOW, now=NOW) == weight
 
 
 def test_expedited_when_less_than_the_expedite_window_is_left_before_the_ship_deadline():
-    from tests.orders import EXAMPLE_ORDER
+    from harness.orders import EXAMPLE_ORDER
 
     premium = _order({**EXAMPLE_ORDER, "customer_tier": "premium"})
     # time_scale 0.01 in the tests: ship deadline 864 s, expedite within 36 s.
@@ -113,7 +113,7 @@ def test_weights_of_a_new_run_are_set_per_order():
     assert {t["__var"]["weight_rule"] for t in data["dag"]["tasks"]} == {WEIGHT_RULE}
     scheduler_dag = DagSerialization.from_dict(data)
 
-    from tests.orders import EXAMPLE_ORDER
+    from harness.orders import EXAMPLE_ORDER
 
     def weights(conf, placed_at):
         conf = {**EXAMPLE_ORDER, **conf}
