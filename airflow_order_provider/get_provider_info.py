@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_order_provider import __version__
-from airflow_order_provider.hooks import SERVICES as _SERVICES
+from airflow_order_provider.services import SERVICES as _SERVICES
 
 
 def _connection_type(service: str) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from pydantic import (
 )
 
 from airflow_order_provider.exceptions import InvalidOrderError
-from airflow_order_provider.hooks import SERVICES
 from airflow_order_provider.policies import ExhaustedMode
+from airflow_order_provider.services import SERVICES
 
 #: A service's name, as the order's ``on_retries_exhausted`` keys it.
 ServiceName = Literal[tuple(SERVICES)]  # type: ignore[valid-type]

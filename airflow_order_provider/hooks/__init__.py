@@ -5,18 +5,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from airflow_order_provider.services import SERVICES
+
 if TYPE_CHECKING:
     from airflow_order_provider.hooks.base import OrderServiceHook
 
-#: The order services: ``{service: (hook class name, hook name)}``, the one list of them. The hook of
-#: ``<service>`` lives in ``airflow_order_provider.hooks.<service>``; its connection type is
-#: ``order_<service>``.
-SERVICES: dict[str, tuple[str, str]] = {
-    "payment": ("PaymentHook", "Order Payment Service"),
-    "inventory": ("InventoryHook", "Order Inventory Service"),
-    "shipping": ("ShippingHook", "Order Shipping Service"),
-    "notification": ("NotificationHook", "Order Notification Service"),
-}
+__all__ = ["HOOK_CLASSES", "SERVICES", "hook_class_for"]
 
 HOOK_CLASSES = {
     service: f"airflow_order_provider.hooks.{service}.{hook_class}" for service, (hook_class, _) in SERVICES.items()

@@ -272,7 +272,7 @@ def send_alert_email(
     timeouts, a refused connection) is retried, :data:`ALERT_EMAIL_WAITS` apart, under the same
     idempotency key (a repeat sends nothing twice). What still fails stays in the task log.
     """
-    import time
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_chain, wait_fixed
 
     from airflow_order_provider.exceptions import TransientServiceError
     from airflow_order_provider.hooks.notification import NotificationHook
@@ -281,19 +281,24 @@ def send_alert_email(
     if not recipient:
         return
     hook = NotificationHook(conn_id=conn_id)
-    for attempt, wait in enumerate((*ALERT_EMAIL_WAITS, None), start=1):
-        try:
-            hook.send_email(order_id=order_id, to=recipient, subject=subject, body=body, idempotency_key=idempotency_key)
-            return
-        except TransientServiceError as exc:
-            if wait is None:
-                log.error("The alert could not be emailed to %s after %d tries: %s", recipient, attempt, exc)
-                return
-            log.warning("Emailing the alert to %s failed (%s); trying again in %g s", recipient, exc, wait)
-            time.sleep(wait)
-        except Exception as exc:  # an alert that cannot be emailed is still in the log
-            log.error("The alert could not be emailed to %s: %s", recipient, exc)
-            return
+    tries = len(ALERT_EMAIL_WAITS) + 1
+    retrying = Retrying(
+        retry=retry_if_exception_type(TransientServiceError),
+        wait=wait_chain(*(wait_fixed(wait) for wait in ALERT_EMAIL_WAITS or (0,))),
+        stop=stop_after_attempt(tries),
+        before_sleep=lambda state: log.warning(
+            "Emailing the alert to %s failed (%s); trying again in %g s",
+            recipient, state.outcome.exception(), state.next_action.sleep,
+        ),
+        reraise=True,
+    )
+    try:
+        retrying(hook.send_email, order_id=order_id, to=recipient, subject=subject, body=body,
+                 idempotency_key=idempotency_key)
+    except TransientServiceError as exc:
+        log.error("The alert could not be emailed to %s after %d tries: %s", recipient, tries, exc)
+    except Exception as exc:  # an alert that cannot be emailed is still in the log
+        log.error("The alert could not be emailed to %s: %s", recipient, exc)
 
 
 #: Seconds between the tries of an alert email (seven tries within about half a minute).
