@@ -28,11 +28,16 @@ compat_log() { echo "[compat] $(date +%H:%M:%S) $*"; }
 # today's newest breaks that release by itself (whatever the provider): Airflow 3.2.2 with fastapi
 # 0.165 fails to build its execution API (pydantic: "TITerminalStatePayload needs a discriminator
 # field"), so every task of `airflow dags test` fails; cadwyn 9 needs that fastapi. The pins are the
-# versions this project's 3.3.2 development environment resolves. A deployment installs Airflow with
-# its constraints file (as Airflow's installation guide says) and never meets this.
+# versions this project's 3.3.2 development environment resolves. Airflow 3.1.8 with cryptography
+# 51 cannot read or write a connection: its get_fernet() sets an attribute on cryptography's
+# MultiFernet (`_fernet.is_encrypted = True`), which version 51 no longer allows ("'MultiFernet'
+# object has no attribute 'is_encrypted'"; every connection then reads as missing). 3.3.2 wraps it;
+# 3.1 and 3.2 get the last release before 51. A deployment installs Airflow with its constraints file
+# (as Airflow's installation guide says) and never meets this.
 compat_pins() {
     case "$1" in
-        3.2) echo "fastapi==0.136.3 cadwyn==7.0.0" ;;
+        3.1) echo "cryptography<51" ;;
+        3.2) echo "fastapi==0.136.3 cadwyn==7.0.0 cryptography<51" ;;
         *) echo "" ;;
     esac
 }
