@@ -258,7 +258,11 @@ def test_twenty_orders_through_the_api_with_a_payment_worker_and_a_scheduler_kil
     # ... and only an order whose task the kill took ends so (Airflow logged its heartbeat timeout).
     not_by_the_kill = [k for k in not_completed
                        if not client.event_logs(event="heartbeat timeout", dag_id=DAG_ID, run_id=run_ids[k])]
-    assert not not_by_the_kill, f"orders not completed, but no task of theirs died with the worker: {not_by_the_kill}"
+    assert not not_by_the_kill, (
+        f"orders not completed, but no task of theirs died with the worker: "
+        f"{ {k: not_completed[k] for k in not_by_the_kill} }; "
+        f"their tasks: { {k: client.task_states(DAG_ID, run_ids[k]) for k in not_by_the_kill[:3]} }"
+    )
     tries = client.task_tries(DAG_ID, approval_run, "approve_order")
     assert client.xcom(DAG_ID, approval_run, "approve_order")  # the answer was recorded
     payment_tries = {k: len(client.task_tries(DAG_ID, run_ids[k], "process_payment")) for k in run_ids}
