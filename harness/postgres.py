@@ -75,24 +75,22 @@ class PostgresDatabase:
             conn.close()
         return dropped
 
-    def create(self) -> None:
+    def _admin_execute(self, statement: str) -> None:
         conn = self._admin_connection()
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{self.name}"')
+                cur.execute(statement)
         finally:
             conn.close()
+
+    def create(self) -> None:
+        self._admin_execute(f'CREATE DATABASE "{self.name}"')
         self.created = True
 
     def drop(self) -> None:
         if not self.created:
             return
-        conn = self._admin_connection()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            conn.close()
+        self._admin_execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         self.created = False
 
 
