@@ -44,6 +44,3 @@ def cancel_request(order_id: str) -> dict[str, Any] | None:
 def address_change(order_id: str) -> dict[str, Any] | None:
     """The order's changed shipping address, if it was changed (read from a task)."""
     return _get(address_key(order_id))
-
-#: Who answered an approval request that a cancel ended (the order API answers it for the customer).
-CANCELLED_BY = "order cancel"

@@ -38,7 +38,8 @@ Modules: one router per resource (:mod:`~airflow_order_provider.api.orders`,
 :mod:`~airflow_order_provider.api.page`), :mod:`~airflow_order_provider.api.auth` (who may do
 what), :mod:`~airflow_order_provider.api.queries` (database reads and writes),
 :mod:`~airflow_order_provider.api.responses` (answers), :mod:`~airflow_order_provider.api.status`
-(the status rule), this one (the app).
+(the status rule), :mod:`~airflow_order_provider.api.airflow_rest` (Airflow's own REST API, called
+as the caller: a cancel ends a pending approval through it), this one (the app).
 """
 
 from __future__ import annotations

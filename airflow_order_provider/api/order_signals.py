@@ -8,11 +8,12 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.models import Variable
 from airflow.models.dagrun import DagRun
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_order_provider import signals
+from airflow_order_provider.api.airflow_rest import answer_required_action
 from airflow_order_provider.api.auth import can_edit
 from airflow_order_provider.api.queries import (
     audit,
@@ -27,7 +28,6 @@ from airflow_order_provider.api.responses import conflict, iso, order_id_of, utc
 from airflow_order_provider.api.status import DAG_ID, FINAL_STATUSES, PICKED_UP_TASK, order_status
 from airflow_order_provider.models import ShippingAddress
 from airflow_order_provider.order_saga import ORDER_SAGA
-from airflow_order_provider.version_compat.api_server import answer_required_action
 
 #: The step whose start closes the shipping address to changes.
 SHIPPING_STEP = next(step.task_id for step in ORDER_SAGA.steps if step.service == "shipping")
@@ -45,17 +45,16 @@ class CancelBody(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-def end_approval_for_cancel(session: Any, run: DagRun) -> bool:
+def end_approval_for_cancel(request: Request, user: Any, run: DagRun) -> bool:
     """
-    Answer the order's pending approval request with *Reject* on the customer's behalf, so that a
-    cancel ends the wait within one poll; the approval step then reads the cancel and the payment
-    is refunded. False when no request is pending (nothing to end).
+    Answer the order's pending approval request with *Reject*, as the user who cancelled, so that
+    a cancel ends the wait at once; the approval step then reads the cancel (committed before
+    this call) and the payment is refunded. False when no request is pending (nothing to end).
     """
     from airflow_order_provider.operators.approval import REJECT
 
     return answer_required_action(
-        session, dag_id=DAG_ID, run_id=run.run_id, task_id=APPROVAL_STEP, chosen_options=[REJECT],
-        responder=signals.CANCELLED_BY,
+        request, user, dag_id=DAG_ID, run_id=run.run_id, task_id=APPROVAL_STEP, chosen_options=[REJECT],
     )
 
 
@@ -66,7 +65,9 @@ router = APIRouter()
     "/{order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, dependencies=[can_edit],
     summary="Ask to cancel an order",
 )
-def cancel_order(order_id: str, body: CancelBody, session: SessionDep, user: GetUserDep) -> Any:
+def cancel_order(
+    order_id: str, body: CancelBody, request: Request, session: SessionDep, user: GetUserDep
+) -> Any:
     """
     Record a cancel request (Variable ``order_processing.cancel.<order_id>``); the order's steps
     read it at their next checkpoint, fail with ``OrderCancelledError`` and the completed steps
@@ -90,12 +91,15 @@ def cancel_order(order_id: str, body: CancelBody, session: SessionDep, user: Get
             status_code=status.HTTP_202_ACCEPTED,
             content={"order_id": real_id, "status": current, "cancel_request": existing},
         )
-    request = {"reason": body.reason, "requested_at": iso(utcnow()), "requested_by": user.get_name()}
-    Variable.set(signals.cancel_key(real_id), request, serialize_json=True, session=session)
-    if states.get(APPROVAL_STEP) == "awaiting_input":
-        request["ended_approval"] = end_approval_for_cancel(session, run)
+    cancel = {"reason": body.reason, "requested_at": iso(utcnow()), "requested_by": user.get_name()}
+    Variable.set(signals.cancel_key(real_id), cancel, serialize_json=True, session=session)
     audit(session, "order_api.cancel", run, user, {"order_id": real_id, "reason": body.reason, "method": "POST"})
-    return {"order_id": real_id, "status": current, "cancel_request": request}
+    if states.get(APPROVAL_STEP) == "awaiting_input":
+        # The cancel is committed (and the run's lock released) before Airflow answers the request
+        # in a transaction of its own: the resumed step finds it, and the two cannot deadlock.
+        session.commit()
+        cancel["ended_approval"] = end_approval_for_cancel(request, user, run)
+    return {"order_id": real_id, "status": current, "cancel_request": cancel}
 
 @router.post("/{order_id}/shipping-address", dependencies=[can_edit], summary="Change the shipping address")
 def change_shipping_address(

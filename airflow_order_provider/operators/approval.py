@@ -128,9 +128,10 @@ class ApproveOrderOperator(OrderSagaTask, HITLOperator):
         user = answer.get("responded_by_user") or {}
         who = user.get("name") or user.get("id")
         completed_at = datetime.now(timezone.utc).isoformat()
-        from airflow_order_provider.signals import CANCELLED_BY, cancel_request
+        from airflow_order_provider.signals import cancel_request
 
-        cancel = cancel_request(str(self.order_id)) if who == CANCELLED_BY or answer["chosen_options"] != [APPROVE] else None
+        # A rejection may be a cancel's: the order API answers Reject for the user who cancelled.
+        cancel = cancel_request(str(self.order_id)) if answer["chosen_options"] != [APPROVE] else None
         if cancel:
             message = f"order {self.order_id} cancelled while waiting for approval: {cancel.get('reason') or 'no reason given'}"
             StepFailure(step=self.task_id, error_type="OrderCancelledError", message=message, never_retried=True,

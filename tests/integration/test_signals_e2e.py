@@ -121,6 +121,10 @@ def test_a_cancel_during_approval_ends_the_wait_and_refunds(client, services, or
     answer = orders_api("POST", f"/{order['order_id']}/cancel", {"reason": "found it cheaper"})
     assert answer.status_code == 202, answer.text
     assert answer.json()["cancel_request"]["ended_approval"] is True
+    # Airflow's REST API recorded the answer under the name of the user who cancelled
+    (request,) = [d for d in client.hitl_details(DAG_ID, run_id) if d["task_instance"]["task_id"] == "approve_order"]
+    assert request["chosen_options"] == ["Reject"]
+    assert request["responded_by_user"]["name"] == client.username
 
     # no approver answers: the cancel ends the wait (the approval timeout is 8 s here; this is sooner)
     assert client.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT) == "failed", airflow_env.describe_run(DAG_ID, run_id)
