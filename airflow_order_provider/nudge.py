@@ -37,6 +37,7 @@ resumed by a trigger event or a Required Actions answer (the triggerer or the AP
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import logging
@@ -93,6 +94,14 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+@functools.cache
+def _dag_bag() -> Any:
+    """One DBDagBag per process: it keeps each serialized DAG version it has read."""
+    from airflow.models.dagbag import DBDagBag
+
+    return DBDagBag()
+
+
 def next_retry_at(ti_id: str, end_date: datetime | None, delay_s: float | None) -> datetime | None:
     """
     When the try of ``ti_id`` that is up for retry becomes ready: its end plus the delay its retry
@@ -104,7 +113,7 @@ def next_retry_at(ti_id: str, end_date: datetime | None, delay_s: float | None) 
     if end_date is not None and delay_s is not None:
         return end_date + timedelta(seconds=delay_s)
     try:
-        from airflow.models.dagbag import DBDagBag
+        from airflow.models.dagbag import DBDagBag  # noqa: F401
     except ImportError:  # Airflow before 3.1's DBDagBag: the round robin serves the retry
         return None
     from airflow.models.dagrun import DagRun
@@ -117,7 +126,7 @@ def next_retry_at(ti_id: str, end_date: datetime | None, delay_s: float | None) 
         if ti is None or ti.end_date is None:
             return None
         run = session.scalar(select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id))
-        dag = DBDagBag().get_dag_for_run(run, session=session) if run is not None else None
+        dag = _dag_bag().get_dag_for_run(run, session=session) if run is not None else None
         if dag is None or not dag.has_task(ti.task_id):
             return None
         ti.task = dag.get_task(ti.task_id)

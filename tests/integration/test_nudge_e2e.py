@@ -9,11 +9,15 @@ report through the Execution API does not touch its run, so without the nudge th
 stamp of its last examination and waits its turn among every open run. The DAG is paused while the
 step finishes, so that no examination stamps the run after the report (the paused-DAG sweep only
 examines runs whose decision is older than their tasks' last update): what the report left on the
-run is what is read. The scheduler's ordering itself, and what it saves with hundreds of open runs,
-is measured by ``make bench`` (P3).
+run is what is read. The second test shows the consequence with orders parked in approval: the
+run is examined before the parked ones when the DAG is unpaused. What it saves with hundreds of open
+runs is measured by ``make bench`` (P3).
 """
 
 from __future__ import annotations
+
+import time
+from datetime import datetime
 
 import pytest
 
@@ -22,6 +26,11 @@ from harness.orders import an_order, ledger
 pytestmark = pytest.mark.integration
 
 DAG_ID = "order_processing"
+HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
+#: Orders kept waiting for approval: running runs that the scheduler examines in turn.
+PARKED = 12
+#: deploy/airflow-order.env's [scheduler] max_dagruns_per_loop_to_schedule: runs examined per loop.
+BATCH = 2
 SHIPPED = [
     ("payment", "charge", "succeeded"),
     ("inventory", "reserve", "succeeded"),
@@ -50,3 +59,62 @@ def test_a_finished_step_marks_its_run_to_be_examined_first(client, services, ai
     )
     assert client.wait_for_run(DAG_ID, run_id, timeout=180) == "success", airflow_env.describe_run(DAG_ID, run_id)
     assert ledger(services, order["order_id"]) == SHIPPED
+
+
+def _decision(client, run_id):
+    stamp = client.dag_run(DAG_ID, run_id)["last_scheduling_decision"]
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
+def _first_examination(client, run_id, timeout=120.0):
+    """The run's decision stamp as soon as one appears (a later read could see a later examination)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stamp = _decision(client, run_id)
+        if stamp is not None:
+            return stamp
+        time.sleep(0.05)
+    raise AssertionError(f"{run_id} was not examined within {timeout} s of the unpause")
+
+
+def test_with_orders_parked_a_run_whose_step_finished_is_examined_before_them(client, services, airflow_env):
+    parked = []
+    for n in range(PARKED):
+        parked_order = an_order(**HIGH_VALUE)
+        run = client.trigger(DAG_ID, parked_order, run_id=f"e2e-parked-{n}-{parked_order['order_id']}")
+        parked.append((parked_order, run))
+    for _, parked_run in parked:
+        client.wait_for_task_state(DAG_ID, parked_run, "approve_order", {"awaiting_input"}, timeout=300)
+
+    services.set_faults("payment", latency_ms=3000)  # the charge takes 3 s: time to pause the DAG
+    order = an_order()
+    run_id = client.trigger(DAG_ID, order, run_id=f"e2e-nudge-many-{order['order_id']}")
+    client.wait_for_task_state(DAG_ID, run_id, "process_payment", {"running"})
+    client.set_paused(DAG_ID, True)
+    try:
+        client.wait_for_task_state(DAG_ID, run_id, "process_payment", {"success", "failed"})
+        # paused: no examination stamps any of them now
+        before = {parked_run: _decision(client, parked_run) for _, parked_run in parked}
+        assert _decision(client, run_id) is None
+    finally:
+        client.set_paused(DAG_ID, False)
+        services.clear_faults()
+    # the scheduler's first loops after the unpause: the run's first examination stamps it
+    examined_at = _first_examination(client, run_id)
+    ahead = [
+        parked_run for _, parked_run in parked
+        if (stamp := _decision(client, parked_run)) is not None and stamp != before[parked_run] and stamp < examined_at
+    ]
+    # One loop examines BATCH runs: the nudged run and at most BATCH - 1 others; without the nudge
+    # its turn comes after every parked run examined less recently than its step started.
+    assert len(ahead) <= BATCH - 1, f"{len(ahead)} of {PARKED} parked runs were examined before it: {ahead}"
+
+    assert client.wait_for_run(DAG_ID, run_id, timeout=180) == "success", airflow_env.describe_run(DAG_ID, run_id)
+    assert ledger(services, order["order_id"]) == SHIPPED
+    for _, parked_run in parked:  # let them go: a rejection refunds the charge
+        client.respond(DAG_ID, parked_run, "approve_order", ["Reject"])
+    for parked_order, parked_run in parked:
+        assert client.wait_for_run(DAG_ID, parked_run, timeout=300) == "failed"
+        assert ledger(services, parked_order["order_id"]) == [
+            ("payment", "charge", "succeeded"), ("payment", "refund", "succeeded")
+        ]
