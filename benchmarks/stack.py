@@ -80,6 +80,7 @@ class Stack:
         self.env_settings = {**BENCH_BASE_SETTINGS, **read_env_file(DEPLOY_ENV_FILE)}
         if self.settings.profile:
             self.env_settings.update(read_env_file(self.settings.profile))
+        self._size_active_runs()
 
         self.deployment = AirflowDeployment(
             self.home / "airflow",
@@ -116,6 +117,18 @@ class Stack:
     def environment(self) -> dict[str, str]:
         assert self.deployment is not None
         return self.deployment.environment()
+
+    def _size_active_runs(self) -> None:
+        """
+        Size ``[core] max_active_runs_per_dag`` for the orders P3 keeps open, as
+        deploy/airflow-order.env tells a deployment to (peak open orders): above it, a new order
+        would wait in ``queued`` until a parked one ends, which is not what P3 measures.
+        """
+        key = "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG"
+        needed = self.settings.parked + 100 if "P3" in self.settings.only else 0
+        if needed > int(self.env_settings.get(key, "16")):
+            say(f"{key}={needed}: {self.settings.parked} orders parked (the env file's {self.env_settings.get(key)})")
+            self.env_settings[key] = str(needed)
 
     def executor_parallelism(self) -> int:
         """The deployment's ``[core] parallelism`` (Airflow's default 32): the LocalExecutor's slots."""
