@@ -96,9 +96,14 @@ def _parse_time(value: Any) -> datetime | None:
 
 @functools.cache
 def _dag_bag() -> Any:
-    """One DBDagBag per process: it keeps each serialized DAG version it has read."""
-    from airflow.models.dagbag import DBDagBag
-
+    """
+    One DBDagBag per process (it keeps each serialized DAG version it has read); None before
+    Airflow 3.1, which has none: the round robin then serves the retry.
+    """
+    try:
+        from airflow.models.dagbag import DBDagBag
+    except ImportError:
+        return None
     return DBDagBag()
 
 
@@ -112,9 +117,8 @@ def next_retry_at(ti_id: str, end_date: datetime | None, delay_s: float | None) 
 
     if end_date is not None and delay_s is not None:
         return end_date + timedelta(seconds=delay_s)
-    try:
-        from airflow.models.dagbag import DBDagBag  # noqa: F401
-    except ImportError:  # Airflow before 3.1's DBDagBag: the round robin serves the retry
+    dag_bag = _dag_bag()
+    if dag_bag is None:
         return None
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
@@ -126,7 +130,7 @@ def next_retry_at(ti_id: str, end_date: datetime | None, delay_s: float | None) 
         if ti is None or ti.end_date is None:
             return None
         run = session.scalar(select(DagRun).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id))
-        dag = _dag_bag().get_dag_for_run(run, session=session) if run is not None else None
+        dag = dag_bag.get_dag_for_run(run, session=session) if run is not None else None
         if dag is None or not dag.has_task(ti.task_id):
             return None
         ti.task = dag.get_task(ti.task_id)

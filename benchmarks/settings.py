@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.common import REPO_ROOT
+from harness.orders import HIGH_VALUE
 
 BENCH_DIR = Path(__file__).resolve().parent
 ORDER_DAG_FILE = REPO_ROOT / "dags" / "order_processing.py"
@@ -18,7 +19,7 @@ ORDER, NOOP = "order_processing", "order_shape_noop"
 DAG_IDS = (ORDER, NOOP)
 API_KEY = "bench-key"
 #: The approval threshold's default is 100000 (minor units); parked orders are well above it.
-PARKED_ITEMS = [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}]
+PARKED_ITEMS = HIGH_VALUE["items"]
 PARKED_STATES = ("awaiting_input", "deferred")
 ALL_PS = ("P1", "P2", "P3", "P4", "P5")
 

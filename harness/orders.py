@@ -12,6 +12,13 @@ from airflow_order_provider.order_form import EXAMPLE_ORDER as _EXAMPLE
 EXAMPLE_ORDER: dict[str, Any] = copy.deepcopy(_EXAMPLE)
 
 
+#: What makes an order wait for approval: a total above the default threshold (100000 minor units).
+HIGH_VALUE: dict[str, Any] = {
+    "items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}],
+    "total_amount": 250_000,
+}
+
+
 def new_order_id(prefix: str = "ord") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
@@ -20,7 +27,7 @@ def an_order(**changes: Any) -> dict[str, Any]:
     """The example order under a fresh order id, with top-level fields changed."""
     order = copy.deepcopy(EXAMPLE_ORDER)
     order["order_id"] = new_order_id()
-    order.update(changes)
+    order.update(copy.deepcopy(changes))
     return order
 
 

@@ -29,9 +29,9 @@ CALL_TIMEOUT = 10.0
 _ANY_INTERFACE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
-def server_url(request: Request) -> str:
+def server_url(request: Request, ssl_cert: str) -> str:
     """This API server's base URL as seen from the server itself (loopback, same port)."""
-    scheme = "https" if conf.get("api", "ssl_cert", fallback="") else "http"
+    scheme = "https" if ssl_cert else "http"
     server = request.scope.get("server")
     if not server:  # a Unix socket: fall back to the configured address
         return conf.get("api", "base_url", fallback="http://127.0.0.1:8080").rstrip("/")
@@ -54,15 +54,15 @@ def answer_required_action(
     Airflow's handler may need (the task instance, the request or the run rows).
     """
     token = get_auth_manager().generate_jwt(user, expiration_time_in_seconds=TOKEN_SECONDS)
+    ssl_cert = conf.get("api", "ssl_cert", fallback="")
     url = (
-        f"{server_url(request)}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+        f"{server_url(request, ssl_cert)}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
         f"/taskInstances/{quote(task_id, safe='')}/-1/hitlDetails"
     )
-    verify: Any = conf.get("api", "ssl_cert", fallback="") or True
     try:
         response = httpx.patch(
             url, json={"chosen_options": chosen_options, "params_input": {}},
-            headers={"Authorization": f"Bearer {token}"}, timeout=CALL_TIMEOUT, verify=verify,
+            headers={"Authorization": f"Bearer {token}"}, timeout=CALL_TIMEOUT, verify=ssl_cert or True,
         )
     except httpx.HTTPError as error:
         log.warning("Could not answer the Required Actions request of %s/%s: %s", run_id, task_id, error)

@@ -39,7 +39,7 @@ from order_services.testing import OrderServicesServer, free_port
 
 from airflow_order_provider.operators.approval import APPROVE
 from harness.client import AirflowClient
-from harness.orders import an_order, ledger, settled
+from harness.orders import HIGH_VALUE, an_order, ledger, settled
 from tests.integration.test_distributed_e2e import DISTRIBUTED_SETTINGS, FINAL_STATUSES, HAPPY_LEDGER
 
 pytestmark = pytest.mark.compose
@@ -50,7 +50,6 @@ DAG_ID = "order_processing"
 AUTOSCALE_FILE = ROOT / ".e2e" / "compose-autoscale.json"
 #: ORDER_WORKER_SCALE of this stack: the payment worker runs 1 to 10 processes (5-50 x 0.2).
 WORKER_SCALE = "0.2"
-HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
 DISCONTINUED = {"items": [{"sku": "SKU-DISCONTINUED", "quantity": 1, "unit_price": 2500}], "total_amount": 2500}
 REFUNDED = [("payment", "charge", "succeeded"), ("inventory", "reserve", "failed"), ("payment", "refund", "succeeded")]
 

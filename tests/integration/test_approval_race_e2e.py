@@ -18,12 +18,11 @@ import time
 import pytest
 
 from airflow_order_provider.operators.approval import APPROVE, REJECT
-from harness.orders import an_order, ledger
+from harness.orders import HIGH_VALUE, an_order, ledger
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "order_processing"
-HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
 ORDERS = int(os.environ.get("ORDER_E2E_APPROVAL_RACE_N", "18"))
 SHIPPED = [
     ("payment", "charge", "succeeded"),

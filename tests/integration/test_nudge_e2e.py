@@ -21,16 +21,17 @@ from datetime import datetime
 
 import pytest
 
-from harness.orders import an_order, ledger
+from harness.common import read_env_file
+from harness.orders import HIGH_VALUE, an_order, ledger
+from tests.e2e import DEPLOY_ENV_FILE
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "order_processing"
-HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
 #: Orders kept waiting for approval: running runs that the scheduler examines in turn.
 PARKED = 40
-#: deploy/airflow-order.env's [scheduler] max_dagruns_per_loop_to_schedule: runs examined per loop.
-BATCH = 2
+#: Runs the scheduler examines per loop, as the shipped settings say.
+BATCH = int(read_env_file(DEPLOY_ENV_FILE)["AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE"])
 SHIPPED = [
     ("payment", "charge", "succeeded"),
     ("inventory", "reserve", "succeeded"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from harness.orders import EXAMPLE_ORDER, alerts, an_order, ledger, settled
+from harness.orders import EXAMPLE_ORDER, HIGH_VALUE, alerts, an_order, ledger, settled
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_an_address_changed_before_shipping_is_where_the_shipment_goes(
 def test_a_cancel_during_approval_ends_the_wait_and_refunds(client, services, orders_api, airflow_env):
     from tests.integration.test_failure_e2e import wait_for_decision_request
 
-    order = an_order(items=[{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], total_amount=250_000)
+    order = an_order(**HIGH_VALUE)
     run_id = start(orders_api, order)
     wait_for_decision_request(client, run_id, "approve_order")  # parked, then a person's delay
     answer = orders_api("POST", f"/{order['order_id']}/cancel", {"reason": "found it cheaper"})

@@ -12,14 +12,13 @@ import pytest
 
 from airflow_order_provider.operators.approval import APPROVE, REJECT
 from airflow_order_provider.saga.failure import COMPENSATE
-from harness.orders import alerts, an_order, ledger, settled
+from harness.orders import HIGH_VALUE, alerts, an_order, ledger, settled
 from tests.integration.test_failure_e2e import wait_for_decision_request
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "order_processing"
 RUN_TIMEOUT = 180.0
-HIGH_VALUE = {"items": [{"sku": "SKU-GRAND-PIANO", "quantity": 1, "unit_price": 250_000}], "total_amount": 250_000}
 COMPLETED = [
     ("payment", "charge", "succeeded"),
     ("inventory", "reserve", "succeeded"),
