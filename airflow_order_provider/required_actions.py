@@ -13,9 +13,10 @@ store (Airflow 3.3's per-task key-value store, which keeps its keys across tries
 :data:`ANSWER_KEY`, with the id and try number of the task instance it answered.
 :class:`RecordRequiredActionAnswers` is a root middleware of the API server (registered by the
 provider's plugin) that writes it after every successful ``PATCH .../hitlDetails``;
-:func:`recorded_answer` reads it back in the try that asked or the one after it. Which one runs
-after the race depends on when the scheduler fails the resumed task: while it is still queued, the
-task instance keeps its id; once it runs, Airflow records that try and gives the next one a new id.
+:func:`recorded_answer` reads it back in the try that asked (run again from ``execute``) or the one
+after it. Which one runs after the race depends on when the scheduler fails the resumed task: while
+it is still queued, the task instance keeps its id; once it runs, Airflow records that try and gives
+the next one a new id.
 Airflow clears the store when the task succeeds.
 """
 
@@ -48,16 +49,19 @@ def recorded_answer(context: Any) -> dict[str, Any] | None:
     task state store (before 3.3).
     """
     store = context.get("task_state_store") if hasattr(context, "get") else None
-    # A first try has no earlier try an answer could be recorded for: no call to the API server.
-    if store is None or context["ti"].try_number <= 1:
+    if store is None:
         return None
+    # Read on every try, the first included: Airflow 3.3.2 can run an answered first try's
+    # ``execute`` again (same id, try number 1), and asking again would clear the answer.
     recorded = store.get(ANSWER_KEY)
     if not isinstance(recorded, dict):
         return None
     ti = context["ti"]
     same_try = str(recorded.get("ti_id")) == str(ti.id)
-    next_try = recorded.get("try_number") is not None and ti.try_number == recorded["try_number"] + 1
-    if not (same_try or next_try):
+    # The answered try or the one before it; a later one too, as the try number a task is handed
+    # can lag the one its answer was recorded for.
+    recent_try = recorded.get("try_number") is not None and ti.try_number <= recorded["try_number"] + 1
+    if not (same_try or recent_try):
         return None
     responded_at = recorded.get("responded_at")
     return {

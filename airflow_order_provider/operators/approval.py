@@ -107,9 +107,10 @@ class ApproveOrderOperator(OrderSagaTask, HITLOperator):
         self.prepare(context)
         answered = recorded_answer(context)
         if answered is not None:
-            # An earlier try was answered, then failed from outside before it could act on the
-            # answer (REQUIRED_ACTION_RETRY_DEFAULTS): act on it now; asking again would drop it.
-            self.log.warning("Order %s: acting on the answer given to an earlier try: %s",
+            # This try or the one before was answered, then failed or started again from outside
+            # before it could act on the answer (REQUIRED_ACTION_RETRY_DEFAULTS): act on it now;
+            # asking again would clear it.
+            self.log.warning("Order %s: acting on the answer already given: %s",
                              self.order_id, answered["chosen_options"])
             return self.execute_complete(context, answered)
         self.subject, self.body = approval_request(dict(self.order))

@@ -67,8 +67,23 @@ def test_an_answer_to_an_older_try_is_not_acted_on():
     assert recorded_answer(context(OTHER_ID, {ANSWER_KEY: {**RECORDED, "try_number": None}}, try_number=2)) is None
 
 
+def test_a_first_try_started_again_acts_on_the_answer_it_was_given():
+    # Airflow 3.3.2 can run the answered first try's `execute` again, with the same id and try
+    # number 1 (seen in CI: the try asked again, its new request cleared the Approve, and the
+    # order was refunded at the approval timeout).
+    event = recorded_answer(context(TI_ID, {ANSWER_KEY: RECORDED}, try_number=1))
+    assert event is not None and event["chosen_options"] == ["Approve"]
+
+
+def test_an_answer_recorded_for_a_later_try_than_the_task_reports_is_acted_on():
+    # The try number a task is handed can lag the one the answer was recorded for; the answer
+    # is still the newest, so it is acted on rather than asked again.
+    later = {**RECORDED, "try_number": 2}
+    event = recorded_answer(context(OTHER_ID, {ANSWER_KEY: later}, try_number=1))
+    assert event is not None and event["chosen_options"] == ["Approve"]
+
+
 def test_no_answer_or_no_state_store_reads_as_none():
-    assert recorded_answer(context(TI_ID, {ANSWER_KEY: RECORDED}, try_number=1)) is None  # a first try asks
     assert recorded_answer(context(TI_ID, {})) is None
     assert recorded_answer(context(TI_ID, None)) is None  # Airflow before 3.3: no task state store
 
