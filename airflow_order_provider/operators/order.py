@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_order_provider.exceptions import OrderServiceError
 from airflow_order_provider.operators.base import OrderSagaTask, hook_for
-from airflow_order_provider.policies import order_times, policy_for
+from airflow_order_provider.policies import ORDER_TASK_RETRY_DEFAULTS, order_times, policy_for, with_policy_defaults
 from airflow_order_provider.saga.planner import PLAN_KEY, PlanCompensationOperator
 from airflow_order_provider.version_compat import (
     BaseBranchOperator,
@@ -41,7 +41,8 @@ class ValidateOrderOperator(BaseOperator):
     """
     Check the order before any service is called, and push it, normalized, for the steps.
 
-    A bad order fails this task at once (no retry) with a message that names every bad field.
+    A bad order fails this task at once (no retry) with a message that names every bad field; a try
+    failed from outside (its worker died) is retried (``ORDER_TASK_RETRY_DEFAULTS``).
     Whatever came in the run's conf (the trigger form, the REST API, the order API), this is where
     it is validated in full; the steps then read it from the conf through
     :func:`~airflow_order_provider.order_conf.order_of` (typed, trusted), or, when this task was
@@ -54,7 +55,7 @@ class ValidateOrderOperator(BaseOperator):
     ui_color = "#f0f0f0"
 
     def __init__(self, *, order: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_policy_defaults(kwargs, ORDER_TASK_RETRY_DEFAULTS))
         self.order = order
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -91,6 +92,9 @@ class OrderPlanCompensationOperator(PlanCompensationOperator):
     anything in effect for the order, whatever its last try's failure says. When the service
     cannot say, the compensation runs and finds out itself.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**with_policy_defaults(kwargs, ORDER_TASK_RETRY_DEFAULTS))
 
     def may_have_taken_effect(self, step: str, saga_id: str, failure: StepFailure | None) -> bool:
         service = self.saga.step(step).service
@@ -145,7 +149,7 @@ class CheckOrderValueOperator(OrderSagaTask, BaseBranchOperator):
         saga: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_policy_defaults(kwargs, ORDER_TASK_RETRY_DEFAULTS))
         self.total_amount = total_amount
         self.step_task_id = step_task_id
         self.next_task_id = next_task_id

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_order_provider.operators.base import OrderSagaTask, OrderServiceOperator, hook_for
+from airflow_order_provider.policies import ORDER_TASK_RETRY_DEFAULTS, with_policy_defaults
 from airflow_order_provider.saga.planner import PLAN_KEY, SagaCancelledOperator
 from airflow_order_provider.version_compat import AirflowFailException, DownstreamTasksSkipped
 
@@ -28,6 +29,9 @@ class CancelOrderOperator(SagaCancelledOperator):
     "failed_step", "compensated": [...]}``. The run still ends failed: the order did not
     complete, and the failed step stays red in the grid.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**with_policy_defaults(kwargs, ORDER_TASK_RETRY_DEFAULTS))
 
 
 class CompleteOrderOperator(OrderSagaTask, BaseOperator):
@@ -63,7 +67,7 @@ class CompleteOrderOperator(OrderSagaTask, BaseOperator):
         inputs: dict[str, tuple[str, str | None]] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_policy_defaults(kwargs, ORDER_TASK_RETRY_DEFAULTS))
         self.order_id = order_id
         self.payment = payment
         self.reservation = reservation

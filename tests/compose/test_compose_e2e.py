@@ -241,8 +241,8 @@ def test_twenty_orders_through_the_api_with_a_payment_worker_and_a_scheduler_kil
     assert statuses[approved["order_id"]] == "completed", statuses
     assert ledger(services, approved["order_id"]) == HAPPY_LEDGER
     # A plain order completes with exactly one charge, reservation, shipment and email. The kills
-    # may also end one: a task that dies with its worker (any task on the payment worker's queues,
-    # validate_order included) and has no retry left fails the order, which then must owe nothing.
+    # may also end one: a task that dies with its worker (any task on the payment worker's queues)
+    # is retried, but one with no retry left fails the order, which then must owe nothing.
     wrong, not_completed = {}, {}
     for order in plain:
         entries = ledger(services, order["order_id"])
