@@ -258,8 +258,8 @@ BUILTIN_COMPENSATION_POLICIES: dict[str, ServicePolicy] = {
 REQUIRED_ACTION_RETRY_DEFAULTS: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=1)}
 
 #: Retries of the order's own tasks, which call no service that changes anything (the validation,
-#: the value check, the compensation planner, the records of the outcome): only for a try failed
-#: from outside, when its worker died or it was queued and never started. Running one again is
-#: safe; without a retry, a worker killed under one failed a healthy order. Their refusals (a bad
-#: order, a timeout, a cancel) are AirflowFailException and never retried.
+#: the value check, the compensation planner, the records of the outcome): for a try failed from
+#: outside (its worker died) or by an unexpected error (an API server that did not answer). Running
+#: one again is safe; without a retry, a worker killed under one failed a healthy order. Their
+#: refusals (a bad order, a timeout, a cancel) are AirflowFailException and never retried.
 ORDER_TASK_RETRY_DEFAULTS: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=1)}
